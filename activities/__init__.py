@@ -1,0 +1,1 @@
+"""Temporal activities: the blocking work Portico workflows delegate to the worker."""

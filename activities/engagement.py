@@ -1,0 +1,354 @@
+"""Activities of the engagement workflow: every database write and outside effect it needs.
+
+Each one is idempotent: a retried activity finds its earlier effect (by unique key) and returns it.
+They are synchronous and run on the worker's thread pool, so SQL and pyHanko never block the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pyhanko.sign import signers
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import pdfsign
+from activities.delivery import DeliveryError, MessageBackend, OutgoingMessage
+from activities.messages import MessageContext, render
+from core import audit
+from core.context import Resources
+from core.crypto import sha256_hex
+from core.models import (
+    Direction,
+    Document,
+    Engagement,
+    EngagementStatus,
+    Firm,
+    OutboxMessage,
+    Preparer,
+    Role,
+    Signature,
+    Signer,
+    TaxpayerAccount,
+    utcnow,
+)
+from core.tokens import InvitePayload, make_invite_token
+from workflows.types import (
+    CreateAccount,
+    MarkVerified,
+    MessageRequest,
+    MessageResult,
+    PublishDocuments,
+    SignRequest,
+    SignResult,
+    StoreSignatureImage,
+    Transition,
+)
+
+
+def code_digest(resources: Resources, engagement_id: int, role: str, code: str) -> str:
+    """The keyed digest the workflow compares; the API computes the same from what the person typed."""
+    return resources.cipher.digest(f"otp:{engagement_id}:{role}", code.strip())
+
+
+class EngagementActivities:
+    def __init__(
+        self, resources: Resources, pdf_signer: signers.SimpleSigner, backends: dict[str, MessageBackend]
+    ) -> None:
+        self.r = resources
+        self.pdf_signer = pdf_signer
+        self.backends = backends  # by channel; a missing channel means "keep it in the outbox"
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.record_transition,
+            self.send_message,
+            self.create_account,
+            self.mark_verified,
+            self.publish_documents,
+            self.store_signature_image,
+            self.sign_document,
+        ]
+
+    # ---- projection and audit ----------------------------------------------------------------
+
+    @activity.defn(name="record_transition")
+    def record_transition(self, t: Transition) -> None:
+        with Session(self.r.engine) as session:
+            row = session.get(EngagementStatus, t.engagement_id) or self._new_status(session, t.engagement_id)
+            if row.version < t.version:
+                row.stage, row.waiting_on, row.waiting_since = t.stage, t.waiting_on, t.waiting_since
+                row.reminders_sent, row.needs_attention = t.reminders_sent, t.needs_attention
+                row.last_activity_at, row.version = t.last_activity_at, t.version
+                row.detail = json.dumps(t.detail, sort_keys=True)
+                session.add(row)
+            audit.record(
+                session,
+                action=t.event.action,
+                actor=t.event.actor,
+                firm_id=t.firm_id,
+                engagement_id=t.engagement_id,
+                detail=dict(t.event.detail),
+                event_key=f"{t.workflow_id}:{t.version}",
+                at=t.event.at,
+            )
+            session.commit()
+
+    def _new_status(self, session: Session, engagement_id: int) -> EngagementStatus:
+        engagement = _get(session, Engagement, engagement_id)
+        names = {
+            s.role: s.full_name
+            for s in session.exec(select(Signer).where(Signer.engagement_id == engagement_id))
+        }
+        return EngagementStatus(
+            engagement_id=engagement_id,
+            firm_id=engagement.firm_id,
+            preparer_id=engagement.preparer_id,
+            tax_year=engagement.tax_year,
+            taxpayer_name=names.get(Role.TAXPAYER, ""),
+            spouse_name=names.get(Role.SPOUSE),
+            stage="created",
+        )
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    @activity.defn(name="send_message")
+    def send_message(self, req: MessageRequest) -> MessageResult:
+        with Session(self.r.engine, expire_on_commit=False) as session:
+            existing = session.exec(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key == req.idempotency_key)
+            ).first()
+            if existing is not None and existing.status != "retry":
+                if existing.status == "sending":
+                    # An earlier attempt died between claiming and confirming: it may have gone out.
+                    # Sending again could duplicate it, so we record the doubt instead (at most once).
+                    existing.status = "uncertain"
+                    session.add(existing)
+                    session.commit()
+                return MessageResult(existing.status, existing.secret_digest)
+            message, digest = self._compose(session, req)
+            backend = self.backends.get(req.channel)
+            row = existing or OutboxMessage(
+                idempotency_key=req.idempotency_key,
+                engagement_id=req.engagement_id,
+                purpose=req.purpose,
+                channel=req.channel,
+                destination=message.to,
+                subject=message.subject,
+                body_encrypted=self.r.cipher.encrypt_text(message.body, "outbox"),
+                backend=backend.name if backend else "outbox",
+                secret_digest=digest,
+            )
+            row.body_encrypted = self.r.cipher.encrypt_text(message.body, "outbox")
+            row.secret_digest = digest
+            row.status = "sending" if backend else "sent"
+            row.sent_at = None if backend else utcnow()
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent attempt claimed the key first: its result stands
+                session.rollback()
+                return self.send_message(req)
+            if backend is None:
+                return MessageResult("sent", digest)
+            return self._deliver(session, row, backend, message)
+
+    def _deliver(
+        self, session: Session, row: OutboxMessage, backend: MessageBackend, message: OutgoingMessage
+    ) -> MessageResult:
+        try:
+            row.provider_id = backend.deliver(message)
+            row.status, row.sent_at = "sent", utcnow()
+        except DeliveryError as exc:
+            row.status, row.error = ("failed" if exc.permanent else "retry"), str(exc)[:500]
+            session.add(row)
+            session.commit()
+            if not exc.permanent:
+                raise  # Temporal retries; the row says it is safe to try again
+            return MessageResult("failed", row.secret_digest)
+        session.add(row)
+        session.commit()
+        return MessageResult("sent", row.secret_digest)
+
+    def _compose(self, session: Session, req: MessageRequest) -> tuple[OutgoingMessage, str | None]:
+        engagement = _get(session, Engagement, req.engagement_id)
+        firm = _get(session, Firm, engagement.firm_id)
+        public = self.r.settings.public_url.rstrip("/")
+        if req.recipient == "preparer":
+            preparer = _get(session, Preparer, engagement.preparer_id)
+            to, name = preparer.email, preparer.name
+            label = self._label(session, engagement)
+            ctx = MessageContext(
+                firm.name,
+                name,
+                req.channel,
+                link=f"{public}/engagements/{engagement.id}",
+                engagement_label=label,
+            )
+        else:
+            signer = _signer(session, req.engagement_id, req.recipient)
+            contact = signer.email if req.channel == "email" else signer.phone
+            if not contact:
+                raise ApplicationError(f"no {req.channel} contact for {req.recipient}", non_retryable=True)
+            to = contact
+            link = f"{public}/portal"
+            if req.purpose in ("invite", "invite_reminder"):
+                token = make_invite_token(
+                    self.r.cipher.derive_key("invite-token"),
+                    InvitePayload(req.engagement_id, req.recipient, req.invite_seq),
+                )
+                link = f"{public}/invite/{token}"
+            ctx = MessageContext(
+                firm.name,
+                signer.first_name,
+                req.channel,
+                link=link,
+                reminder_number=req.reminder_number,
+                code_minutes=int(self.r.settings.code_lifetime.total_seconds() // 60),
+            )
+        digest = None
+        if req.purpose == "code":
+            code = f"{secrets.randbelow(1_000_000):06d}"
+            ctx = MessageContext(**{**ctx.__dict__, "code": code})
+            digest = code_digest(self.r, req.engagement_id, req.recipient, code)
+        rendered = render(req.purpose, ctx)
+        return OutgoingMessage(req.channel, to, rendered.subject, rendered.body), digest  # type: ignore[arg-type]
+
+    def _label(self, session: Session, engagement: Engagement) -> str:
+        taxpayer = _signer(session, engagement.id or 0, Role.TAXPAYER)
+        return f"{taxpayer.full_name} ({engagement.tax_year})"
+
+    # ---- accounts --------------------------------------------------------------------------------
+
+    @activity.defn(name="create_account")
+    def create_account(self, req: CreateAccount) -> int:
+        with Session(self.r.engine) as session:
+            signer = _signer(session, req.engagement_id, req.role)
+            existing = session.exec(
+                select(TaxpayerAccount).where(TaxpayerAccount.signer_id == signer.id)
+            ).first()
+            if existing is not None:  # a retry of this very registration
+                return existing.id or 0
+            account = TaxpayerAccount(
+                signer_id=signer.id or 0,
+                username=req.username,
+                password_hash=req.password_hash,
+                email=req.email,
+                phone=req.phone,
+            )
+            session.add(account)
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                raise ApplicationError(
+                    "That user name is taken. Choose another.", type="UsernameTaken", non_retryable=True
+                ) from exc
+            return account.id or 0
+
+    @activity.defn(name="mark_verified")
+    def mark_verified(self, req: MarkVerified) -> None:
+        with Session(self.r.engine) as session:
+            account = _get(session, TaxpayerAccount, req.account_id)
+            if account.verified_at is None:
+                account.verified_at, account.verified_channel = req.at, req.channel
+                session.add(account)
+                session.commit()
+
+    # ---- documents and signatures ------------------------------------------------------------------
+
+    @activity.defn(name="publish_documents")
+    def publish_documents(self, req: PublishDocuments) -> list[int]:
+        ids = []
+        with Session(self.r.engine) as session:
+            for spec in req.documents:
+                doc = session.exec(
+                    select(Document).where(
+                        Document.engagement_id == req.engagement_id, Document.upload_ref == spec.upload_ref
+                    )
+                ).first()
+                if doc is None:
+                    doc = Document(
+                        engagement_id=req.engagement_id,
+                        direction=Direction.TO_CLIENT,
+                        upload_ref=spec.upload_ref,
+                        name=spec.name,
+                        content_type="application/pdf",
+                        size=spec.size,
+                        pages=spec.pages,
+                        storage_key=spec.storage_key,
+                        sha256=spec.sha256,
+                        current_key=spec.storage_key,
+                        current_sha256=spec.sha256,
+                        uploaded_by=req.uploaded_by,
+                    )
+                    session.add(doc)
+                    session.flush()
+                    for role in spec.required_roles:
+                        session.add(Signature(document_id=doc.id or 0, role=Role(role)))
+                ids.append(doc.id or 0)
+            session.commit()
+        return ids
+
+    @activity.defn(name="store_signature_image")
+    def store_signature_image(self, req: StoreSignatureImage) -> None:
+        with Session(self.r.engine) as session:
+            signer = _signer(session, req.engagement_id, req.role)
+            signer.signature_key, signer.signature_saved_at = req.image_key, req.at
+            session.add(signer)
+            session.commit()
+
+    @activity.defn(name="sign_document")
+    def sign_document(self, req: SignRequest) -> SignResult:
+        with Session(self.r.engine) as session:
+            doc = _get(session, Document, req.document_id)
+            signature = session.exec(
+                select(Signature).where(Signature.document_id == req.document_id, Signature.role == req.role)
+            ).one()
+            if signature.signed_at is not None:  # already done by an earlier attempt
+                return SignResult(
+                    req.document_id, req.role, signature.signed_at, signature.sha256_after or ""
+                )
+            signer = _signer(session, req.engagement_id, req.role)
+            signed = pdfsign.sign_pdf(
+                self.r.store.get(doc.current_key),
+                self.pdf_signer,
+                field_name=req.role.capitalize(),
+                signer_name=signer.full_name,
+            )
+            key = self.r.store.new_key("signed")
+            self.r.store.put(key, signed)
+            digest = sha256_hex(signed)
+            doc.current_key, doc.current_sha256 = key, digest
+            signature.signed_at, signature.sha256_after = req.at, digest
+            signature.ip, signature.user_agent = req.actor.ip, req.actor.user_agent
+            session.add(doc)
+            session.add(signature)
+            session.commit()
+            return SignResult(req.document_id, req.role, req.at, digest)
+
+
+T = TypeVar("T")
+
+
+def _get(session: Session, model: type[T], ident: int) -> T:
+    row = session.get(model, ident)
+    if row is None:
+        raise ApplicationError(f"{model.__name__} {ident} does not exist", non_retryable=True)
+    return row
+
+
+def _signer(session: Session, engagement_id: int, role: str) -> Signer:
+    signer = session.exec(
+        select(Signer).where(Signer.engagement_id == engagement_id, Signer.role == role)
+    ).first()
+    if signer is None:
+        raise ApplicationError(f"engagement {engagement_id} has no {role}", non_retryable=True)
+    return signer
+
+
+__all__ = ["EngagementActivities", "code_digest"]

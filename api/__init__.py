@@ -1,0 +1,1 @@
+"""The thin HTTP layer: authenticate, authorise, validate, then read the database or ask the workflow."""

@@ -1,0 +1,91 @@
+"""Typed dependencies: database session, the caller's identity, and the Temporal client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlmodel import Session
+from temporalio.client import Client
+
+from core import sessions
+from core.actor import Actor
+from core.context import Resources
+from core.models import Preparer, Signer, TaxpayerAccount, WebSession
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def get_db(resources: ResourcesDep) -> Iterator[Session]:
+    with Session(resources.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def cookie_name(resources: Resources) -> str:
+    # __Host- cookies must be Secure, which a plain-http development server cannot set.
+    return "portico_session" if resources.settings.is_development else "__Host-portico_session"
+
+
+def _session_row(request: Request, db: Session, resources: Resources, kind: str) -> WebSession:
+    token = request.cookies.get(cookie_name(resources))
+    settings = resources.settings
+    idle = (
+        settings.session_idle_timeout
+        if kind == "taxpayer"
+        else min(settings.session_idle_timeout, settings.preparer_idle_timeout)
+    )
+    row = sessions.resolve(db, token, kind, idle, settings.session_absolute_timeout) if token else None
+    if row is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Please log in.")
+    return row
+
+
+def current_preparer(request: Request, db: SessionDep, resources: ResourcesDep) -> Preparer:
+    row = _session_row(request, db, resources, "preparer")
+    preparer = db.get(Preparer, row.subject_id)
+    if preparer is None or not preparer.active:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Please log in.")
+    return preparer
+
+
+def current_taxpayer(request: Request, db: SessionDep, resources: ResourcesDep) -> TaxpayerAccount:
+    row = _session_row(request, db, resources, "taxpayer")
+    account = db.get(TaxpayerAccount, row.subject_id)
+    if account is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Please log in.")
+    return account
+
+
+CurrentPreparer = Annotated[Preparer, Depends(current_preparer)]
+CurrentTaxpayer = Annotated[TaxpayerAccount, Depends(current_taxpayer)]
+
+
+def taxpayer_signer(account: CurrentTaxpayer, db: SessionDep) -> Signer:
+    signer = db.get(Signer, account.signer_id)
+    if signer is None:  # pragma: no cover - foreign key
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Please log in.")
+    return signer
+
+
+CurrentSigner = Annotated[Signer, Depends(taxpayer_signer)]
+
+
+def request_actor(request: Request, kind: str, ident: str) -> Actor:
+    client = request.client.host if request.client else None
+    return Actor(kind=kind, id=ident, ip=client, user_agent=request.headers.get("user-agent"))

@@ -1,0 +1,101 @@
+"""Document reads and downloads shared by the preparer and taxpayer routes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from fastapi import HTTPException, Response, status
+from sqlmodel import Session, col, select
+
+from api.schemas import ChatOut, DocumentOut, SignatureOut
+from core.models import ChatMessage, Direction, Document, Signature
+from core.storage import DocumentStore
+
+
+def documents_of(db: Session, engagement_id: int, direction: Direction | None = None) -> list[DocumentOut]:
+    query = select(Document).where(Document.engagement_id == engagement_id)
+    if direction is not None:
+        query = query.where(Document.direction == direction)
+    docs = db.exec(query.order_by(col(Document.id))).all()
+    ids = [d.id for d in docs]
+    sigs = db.exec(select(Signature).where(col(Signature.document_id).in_(ids))).all() if ids else []
+    by_doc: dict[int, list[Signature]] = {}
+    for sig in sigs:
+        by_doc.setdefault(sig.document_id, []).append(sig)
+    return [
+        DocumentOut(
+            id=d.id or 0,
+            name=d.name,
+            direction=d.direction.value,
+            size=d.size,
+            pages=d.pages,
+            sha256=d.current_sha256,
+            created_at=d.created_at,
+            signatures=[
+                SignatureOut(role=s.role.value, signed_at=s.signed_at) for s in by_doc.get(d.id or 0, [])
+            ],
+            signed=bool(by_doc.get(d.id or 0)) and all(s.signed_at for s in by_doc.get(d.id or 0, [])),
+        )
+        for d in docs
+    ]
+
+
+def owned_document(db: Session, engagement_id: int, document_id: int) -> Document:
+    """The document, only if it belongs to this engagement; 404 otherwise (no hint that it exists)."""
+    doc = db.exec(
+        select(Document).where(Document.id == document_id, Document.engagement_id == engagement_id)
+    ).first()
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such document.")
+    return doc
+
+
+def download(store: DocumentStore, doc: Document, original: bool = False) -> Response:
+    data = store.get(doc.storage_key if original else doc.current_key)
+    return Response(
+        content=data,
+        media_type=doc.content_type,
+        headers={
+            "Content-Disposition": f'inline; filename="{safe_filename(doc.name)}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+def safe_filename(name: str) -> str:
+    """No paths, no control or bidi characters, nothing that breaks a header."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = re.sub(r'["<>:|?*]', "_", name).strip(" .")
+    return name[:150] or "document"
+
+
+def chat_of(db: Session, engagement_id: int) -> list[ChatOut]:
+    rows = db.exec(
+        select(ChatMessage).where(ChatMessage.engagement_id == engagement_id).order_by(col(ChatMessage.id))
+    ).all()
+    return [
+        ChatOut(
+            id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
+        )
+        for m in rows
+    ]
+
+
+PDF_MAGIC = b"%PDF-"
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+def sniff_upload(data: bytes) -> str | None:
+    """Content type from the bytes themselves, never from the name."""
+    if data.startswith(PDF_MAGIC):
+        return "application/pdf"
+    for magic, kind in IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            return kind
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc"):
+        return "image/heic"
+    return None

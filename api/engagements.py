@@ -1,0 +1,88 @@
+"""Creating an engagement: rows first, then its workflow (a repeated start is harmless)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from api.schemas import EngagementCreate, SignerIn
+from core.config import Settings
+from core.context import Resources
+from core.identity import contact_digest, identity_digest, mask_email, mask_phone
+from core.models import Engagement, Preparer, Role, Signer
+from workflows import workflow_id
+from workflows.engagement import EngagementWorkflow
+from workflows.types import EngagementInput, Schedule, SignerProfile
+
+
+def schedule_from(settings: Settings) -> Schedule:
+    fields = Schedule.__dataclass_fields__
+    return Schedule(**{name: getattr(settings, name) for name in fields})
+
+
+def _signer_row(resources: Resources, engagement_id: int, role: Role, data: SignerIn) -> Signer:
+    return Signer(
+        engagement_id=engagement_id,
+        role=role,
+        first_name=data.first_name.strip(),
+        last_name=data.last_name.strip(),
+        ssn_encrypted=resources.cipher.encrypt_text(data.ssn, "ssn"),
+        ssn_last4_digest=resources.cipher.digest("ssn-last4", data.ssn[-4:]),
+        email=data.email,
+        phone=data.phone,
+        time_zone=data.time_zone,
+    )
+
+
+def profile_of(resources: Resources, signer: Signer, ssn: str) -> SignerProfile:
+    cipher = resources.cipher
+    return SignerProfile(
+        role=signer.role.value,
+        display_name=signer.full_name,
+        time_zone=signer.time_zone,
+        identity_digest=identity_digest(cipher, signer.last_name, ssn[-4:]),
+        email_digest=contact_digest(cipher, "email", signer.email) if signer.email else None,
+        phone_digest=contact_digest(cipher, "sms", signer.phone) if signer.phone else None,
+        masked_email=mask_email(signer.email) if signer.email else None,
+        masked_phone=mask_phone(signer.phone) if signer.phone else None,
+    )
+
+
+async def create_engagement(
+    db: Session, client: Client, resources: Resources, preparer: Preparer, data: EngagementCreate
+) -> Engagement:
+    engagement = Engagement(firm_id=preparer.firm_id, preparer_id=preparer.id or 0, tax_year=data.tax_year)
+    db.add(engagement)
+    db.flush()
+    people = [(Role.TAXPAYER, data.taxpayer)] + ([(Role.SPOUSE, data.spouse)] if data.spouse else [])
+    signers = [
+        (_signer_row(resources, engagement.id or 0, role, person), person.ssn) for role, person in people
+    ]
+    for row, _ in signers:
+        db.add(row)
+    db.commit()
+    inp = EngagementInput(
+        engagement_id=engagement.id or 0,
+        firm_id=engagement.firm_id,
+        preparer_id=engagement.preparer_id,
+        tax_year=engagement.tax_year,
+        signers=[profile_of(resources, row, ssn) for row, ssn in signers],
+        schedule=schedule_from(resources.settings),
+    )
+    try:
+        await client.start_workflow(
+            EngagementWorkflow.run,
+            inp,
+            id=workflow_id(engagement.id or 0),
+            task_queue=resources.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except Exception:
+        # Without its workflow the engagement could never move: take the rows back, the caller retries.
+        for row, _ in signers:
+            db.delete(row)
+        db.delete(engagement)
+        db.commit()
+        raise
+    return engagement

@@ -1,0 +1,82 @@
+"""The development outbox: messages that would have gone out, readable in the browser and by tests.
+
+Mounted only in development and test, never in production.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import ResourcesDep, SessionDep
+from core.models import OutboxMessage
+
+router = APIRouter(tags=["development"])
+
+
+class OutboxItem(BaseModel):
+    id: int
+    idempotency_key: str
+    engagement_id: int | None
+    purpose: str
+    channel: str
+    destination: str
+    subject: str
+    body: str
+    status: str
+    created_at: datetime
+
+
+@router.get("/api/dev/outbox", response_model=list[OutboxItem])
+def outbox(db: SessionDep, resources: ResourcesDep, limit: int = 200) -> list[OutboxItem]:
+    """Messages in the outbox, newest first."""
+    rows = db.exec(select(OutboxMessage).order_by(col(OutboxMessage.id).desc()).limit(min(limit, 1000))).all()
+    return [
+        OutboxItem(
+            id=m.id or 0,
+            idempotency_key=m.idempotency_key,
+            engagement_id=m.engagement_id,
+            purpose=m.purpose,
+            channel=m.channel,
+            destination=m.destination,
+            subject=m.subject,
+            body=resources.cipher.decrypt_text(m.body_encrypted, "outbox"),
+            status=m.status,
+            created_at=m.created_at,
+        )
+        for m in rows
+    ]
+
+
+@router.get("/dev/outbox", response_class=HTMLResponse, include_in_schema=False)
+def outbox_page(db: SessionDep, resources: ResourcesDep) -> str:
+    items = outbox(db, resources, 100)
+    rows = (
+        "".join(
+            f"<article><header><strong>{escape(m.channel.upper())}</strong> to {escape(m.destination)}"
+            f" · {escape(m.purpose)} · {m.created_at:%Y-%m-%d %H:%M:%S} UTC · {escape(m.status)}</header>"
+            f"<h2>{escape(m.subject)}</h2><pre>{_linkify(m.body)}</pre></article>"
+            for m in items
+        )
+        or "<p>No messages yet. Invite a taxpayer and the invitation appears here.</p>"
+    )
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<title>Dev outbox · Portico</title><link rel=stylesheet href=/static/dev.css>"
+        f"<main><h1>Development outbox</h1><p>Messages Portico would send by email or text.</p>{rows}</main>"
+    )
+
+
+def _linkify(body: str) -> str:
+    words = []
+    for word in escape(body).split(" "):
+        stripped = word.strip()
+        if stripped.startswith(("http://", "https://")):
+            word = word.replace(stripped, f"<a href='{stripped}'>{stripped}</a>")
+        words.append(word)
+    return " ".join(words)

@@ -1,0 +1,233 @@
+"""Request and response bodies. Responses never expose table models or secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from core.identity import InvalidContact, normalise_email, normalise_phone, normalise_ssn
+
+RoleName = Literal["taxpayer", "spouse"]
+ChannelName = Literal["email", "sms"]
+
+
+class Login(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+
+
+class TaxpayerLogin(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class SignerIn(BaseModel):
+    first_name: str = Field(min_length=1, max_length=80)
+    last_name: str = Field(min_length=1, max_length=80)
+    ssn: str = Field(description="123-45-6789")
+    email: str | None = None
+    phone: str | None = None
+    time_zone: str = "America/New_York"
+
+    @field_validator("ssn")
+    @classmethod
+    def _ssn(cls, value: str) -> str:
+        return _contact(normalise_ssn, value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return _contact(normalise_email, value) if value else None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return _contact(normalise_phone, value) if value else None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SignerIn:
+        if not self.email and not self.phone:
+            raise ValueError("give an email address or a phone number")
+        return self
+
+
+def _contact(normalise: Callable[[str], str], value: str) -> str:
+    try:
+        return normalise(value)
+    except InvalidContact as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class EngagementCreate(BaseModel):
+    tax_year: int = Field(ge=2000, le=2100)
+    taxpayer: SignerIn
+    spouse: SignerIn | None = None
+
+
+class SignerOut(BaseModel):
+    role: RoleName
+    name: str
+    masked_email: str | None
+    masked_phone: str | None
+    time_zone: str
+    registered: bool
+    verified: bool
+    signature_on_file: bool
+
+
+class SignatureOut(BaseModel):
+    role: RoleName
+    signed_at: datetime | None
+
+
+class DocumentOut(BaseModel):
+    id: int
+    name: str
+    direction: Literal["to_client", "to_preparer"]
+    size: int
+    pages: int | None
+    sha256: str
+    created_at: datetime
+    signatures: list[SignatureOut]
+    signed: bool
+
+
+class StatusOut(BaseModel):
+    stage: str
+    waiting_on: str | None
+    waiting_since: datetime | None
+    reminders_sent: int
+    needs_attention: bool
+    last_activity_at: datetime | None
+
+
+class EngagementSummary(BaseModel):
+    id: int
+    tax_year: int
+    taxpayer_name: str
+    spouse_name: str | None
+    status: StatusOut
+
+
+class EngagementOut(EngagementSummary):
+    signers: list[SignerOut]
+    documents: list[DocumentOut]
+
+
+class EngagementPage(BaseModel):
+    items: list[EngagementSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class InviteIn(BaseModel):
+    role: RoleName = "taxpayer"
+    channel: ChannelName
+    destination: str | None = Field(None, description="optional; must be the contact on the return")
+
+
+class InviteOut(BaseModel):
+    message: str
+    masked_destination: str
+    scheduled_for: datetime | None
+
+
+class CancelIn(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class RoleIn(BaseModel):
+    role: RoleName
+
+
+InvitationState = Literal["open", "expired", "replaced", "locked", "registered", "closed"]
+
+
+class InvitationOut(BaseModel):
+    state: InvitationState
+    message: str
+    firm_name: str
+    first_name: str
+    tax_year: int
+
+
+class RegisterIn(BaseModel):
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@+-]+$")
+    password: str = Field(max_length=256)
+    email: str
+    phone: str
+    last_name: str = Field(min_length=1, max_length=80)
+    ssn_last4: str = Field(pattern=r"^\d{4}$")
+
+
+class CodeChannel(BaseModel):
+    masked: str
+    channel: ChannelName
+
+
+class RegisterOut(BaseModel):
+    username: str
+    next: Literal["verify"]
+    channels: list[CodeChannel]
+
+
+class CodeRequest(BaseModel):
+    channel: ChannelName
+
+
+class CodeSentOut(BaseModel):
+    message: str
+    expires_at: datetime
+    resend_after: datetime
+
+
+class CodeIn(BaseModel):
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
+class MeOut(BaseModel):
+    username: str
+    role: RoleName
+    name: str
+    engagement_id: int
+    tax_year: int
+    verified: bool
+    signature_on_file: bool
+    channels: list[CodeChannel]
+    documents_waiting: int
+
+
+class SignOut(BaseModel):
+    document_id: int
+    signed_at: datetime
+    sha256: str
+    message: str
+
+
+class ChatIn(BaseModel):
+    body: str = Field(min_length=1, max_length=5000)
+
+
+class ChatOut(BaseModel):
+    id: int
+    sender: str
+    sender_name: str
+    body: str
+    created_at: datetime
+
+
+class Done(BaseModel):
+    message: str

@@ -1,0 +1,71 @@
+"""Asking the engagement workflow, and turning its refusals into errors a person understands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from fastapi import HTTPException, status
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import workflow_id
+from workflows.engagement import EngagementWorkflow
+from workflows.types import EngagementState
+
+R = TypeVar("R")
+
+UPDATE_TIMEOUT = timedelta(seconds=30)
+_MESSAGES_SHOWN_AS_IS = {"InvalidRequest", "UsernameTaken"}
+
+
+def handle_for(client: Client, engagement_id: int) -> WorkflowHandle[EngagementWorkflow, Any]:
+    return client.get_workflow_handle_for(EngagementWorkflow.run, workflow_id(engagement_id))
+
+
+async def update(
+    client: Client,
+    engagement_id: int,
+    method: Any,
+    arg: Any,
+    *,
+    result_type: type[R] | None = None,
+    update_id: str | None = None,
+) -> Any:
+    """Runs a workflow update; a rejection becomes 409 with the workflow's own words."""
+    handle = handle_for(client, engagement_id)
+    try:
+        return await handle.execute_update(method, arg, id=update_id, rpc_timeout=UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as exc:
+        raise _http_error(exc.cause) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            raise HTTPException(
+                status.HTTP_504_GATEWAY_TIMEOUT,
+                "This is taking longer than it should; check again in a minute before retrying.",
+            ) from exc
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise HTTPException(status.HTTP_409_CONFLICT, "This engagement is closed.") from exc
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Portico is busy; try again shortly."
+        ) from exc
+
+
+async def query_status(client: Client, engagement_id: int) -> EngagementState:
+    try:
+        return await handle_for(client, engagement_id).query(EngagementWorkflow.status)
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Portico is busy; try again shortly."
+        ) from exc
+
+
+def _http_error(cause: BaseException | None) -> HTTPException:
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.type in _MESSAGES_SHOWN_AS_IS:
+        return HTTPException(status.HTTP_409_CONFLICT, cause.message)
+    return HTTPException(
+        status.HTTP_502_BAD_GATEWAY, "Something went wrong on our side; nothing was changed."
+    )

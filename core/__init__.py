@@ -1,0 +1,1 @@
+"""Shared domain code for Portico: settings, database, storage, crypto, identity, audit."""

@@ -1,0 +1,46 @@
+"""Appending to the audit log. Workflow-driven entries carry an event key so a retry adds nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from core.actor import SYSTEM, Actor
+from core.models import AuditEntry, utcnow
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    actor: Actor,
+    firm_id: int | None = None,
+    engagement_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+    event_key: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Adds an entry to the session; the caller commits with the change it describes."""
+    if event_key is not None:
+        exists = session.exec(select(AuditEntry.id).where(AuditEntry.event_key == event_key)).first()
+        if exists is not None:
+            return
+    session.add(
+        AuditEntry(
+            event_key=event_key,
+            firm_id=firm_id,
+            engagement_id=engagement_id,
+            actor=actor.label,
+            action=action,
+            detail=json.dumps(detail or {}, sort_keys=True, default=str),
+            ip=actor.ip,
+            user_agent=actor.user_agent,
+            at=at or utcnow(),
+        )
+    )
+
+
+__all__ = ["SYSTEM", "Actor", "record"]

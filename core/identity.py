@@ -1,0 +1,76 @@
+"""Normalising and masking contact data, and the identity match a registration must pass."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from core.crypto import Cipher
+
+
+class InvalidContact(ValueError):
+    pass
+
+
+def normalise_phone(raw: str, region: str = "US") -> str:
+    """E.164, e.g. +17025550197."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidContact(f"{raw!r} is not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidContact(f"{raw!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidContact(str(exc)) from exc
+    return result.normalized.lower()
+
+
+def normalise_name(raw: str) -> str:
+    """Case-, accent- and spacing-insensitive, so "O'Neil " matches "o neil" or "oneil"."""
+    decomposed = unicodedata.normalize("NFKD", raw)
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[^a-z]", "", letters.lower())
+
+
+def normalise_ssn(raw: str) -> str:
+    digits = re.sub(r"\D", "", raw)
+    if (
+        len(digits) != 9
+        or digits.startswith(("000", "666", "9"))
+        or digits[3:5] == "00"
+        or digits[5:] == "0000"
+    ):
+        raise InvalidContact("a Social Security number has nine digits, like 123-45-6789")
+    return digits
+
+
+def mask_email(email: str) -> str:
+    """`she*****com`, as the seed product shows it."""
+    compact = email.replace("@", "").replace(".", "")
+    return f"{compact[:3]}*****{compact[-3:]}" if len(compact) > 6 else "*****"
+
+
+def mask_phone(phone: str) -> str:
+    """`70*****97`: the first two and last two digits of the national number."""
+    digits = re.sub(r"\D", "", phone)
+    national = digits[1:] if phone.startswith("+1") else digits
+    return f"{national[:2]}*****{national[-2:]}"
+
+
+def identity_digest(cipher: Cipher, last_name: str, ssn_last4: str) -> str:
+    return cipher.digest("identity", f"{normalise_name(last_name)}|{ssn_last4.strip()}")
+
+
+def contact_digest(cipher: Cipher, channel: str, value: str) -> str:
+    """Digest of a normalised phone or email, so the workflow can compare without holding it."""
+    normalised = normalise_phone(value) if channel == "sms" else normalise_email(value)
+    return cipher.digest(f"contact:{channel}", normalised)

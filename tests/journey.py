@@ -1,0 +1,112 @@
+"""Steps of the engagement journey through the HTTP API, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlmodel import Session
+
+from core.cli import _add_preparer
+from core.context import Resources
+
+TAXPAYER = {
+    "first_name": "Shelby",
+    "last_name": "O'Neil",
+    "ssn": "123-45-6789",
+    "email": "shelby.oneil@example.com",
+    "phone": "+1 702 555 0197",
+    "time_zone": "America/Los_Angeles",
+}
+SPOUSE = {
+    "first_name": "Jordan",
+    "last_name": "O'Neil",
+    "ssn": "234-56-7890",
+    "email": "jordan.oneil@example.com",
+    "phone": "+1 702 555 0142",
+    "time_zone": "America/Los_Angeles",
+}
+PASSWORD = "correct horse battery staple"
+
+
+def make_preparer(resources: Resources, email: str = "ada@firm.test", firm: str = "Lovelace Tax") -> str:
+    with Session(resources.engine) as db:
+        _add_preparer(db, firm, email, "Ada Preparer", PASSWORD)
+    return email
+
+
+async def login_preparer(http: httpx.AsyncClient, email: str) -> None:
+    response = await http.post("/api/preparer/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+
+
+async def outbox(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await http.get("/api/dev/outbox")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def latest(http: httpx.AsyncClient, purpose: str, destination: str) -> dict[str, Any]:
+    for message in await outbox(http):
+        if message["purpose"] == purpose and message["destination"] == destination:
+            return message
+    raise AssertionError(f"no {purpose} message to {destination}")
+
+
+def invite_token(message: dict[str, Any]) -> str:
+    match = re.search(r"/invite/([A-Za-z0-9_\-.]+)", message["body"])
+    assert match, message["body"]
+    return match.group(1)
+
+
+def code_in(message: dict[str, Any]) -> str:
+    match = re.search(r"\b(\d{6})\b", message["body"])
+    assert match, message["body"]
+    return match.group(1)
+
+
+@dataclass
+class Person:
+    http: httpx.AsyncClient
+    data: dict[str, str]
+    role: str = "taxpayer"
+
+    @property
+    def username(self) -> str:
+        return self.data["first_name"].lower()
+
+    def registration(self, **changes: str) -> dict[str, str]:
+        body = {
+            "username": self.username,
+            "password": PASSWORD,
+            "email": self.data["email"],
+            "phone": self.data["phone"],
+            "last_name": self.data["last_name"],
+            "ssn_last4": self.data["ssn"][-4:],
+        }
+        body.update(changes)
+        return body
+
+
+async def register_and_verify(person: Person, token: str, outbox_reader: httpx.AsyncClient) -> None:
+    response = await person.http.post(f"/api/invitations/{token}/register", json=person.registration())
+    assert response.status_code == 201, response.text
+    response = await person.http.post("/api/taxpayer/code", json={"channel": "email"})
+    assert response.status_code == 200, response.text
+    code = code_in(await latest(outbox_reader, "code", person.data["email"]))
+    response = await person.http.post("/api/taxpayer/verify", json={"code": code})
+    assert response.status_code == 200, response.text
+
+
+def signature_png() -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (300, 100), (255, 255, 255, 0))
+    ImageDraw.Draw(img).line([(10, 80), (80, 20), (150, 70), (290, 30)], fill=(0, 0, 0, 255), width=4)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,5 @@
+"""Server-rendered pages (Jinja2 + htmx). The portal pages build on the API's rules."""
+
+from pathlib import Path
+
+STATIC_DIR = Path(__file__).parent / "static"
