@@ -18,8 +18,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import pdfsign
-from activities.delivery import DeliveryError, MessageBackend, OutgoingMessage
+from activities.delivery import MessageBackend, OutgoingMessage
 from activities.messages import MessageContext, render
+from activities.outbox import Outbox
 from core import audit
 from core.context import Resources
 from core.crypto import sha256_hex
@@ -29,13 +30,11 @@ from core.models import (
     Engagement,
     EngagementStatus,
     Firm,
-    OutboxMessage,
     Preparer,
     Role,
     Signature,
     Signer,
     TaxpayerAccount,
-    utcnow,
 )
 from core.tokens import InvitePayload, make_invite_token
 from workflows.types import (
@@ -62,7 +61,7 @@ class EngagementActivities:
     ) -> None:
         self.r = resources
         self.pdf_signer = pdf_signer
-        self.backends = backends  # by channel; a missing channel means "keep it in the outbox"
+        self.outbox = Outbox(resources, backends)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -119,61 +118,10 @@ class EngagementActivities:
 
     @activity.defn(name="send_message")
     def send_message(self, req: MessageRequest) -> MessageResult:
-        with Session(self.r.engine, expire_on_commit=False) as session:
-            existing = session.exec(
-                select(OutboxMessage).where(OutboxMessage.idempotency_key == req.idempotency_key)
-            ).first()
-            if existing is not None and existing.status != "retry":
-                if existing.status == "sending":
-                    # An earlier attempt died between claiming and confirming: it may have gone out.
-                    # Sending again could duplicate it, so we record the doubt instead (at most once).
-                    existing.status = "uncertain"
-                    session.add(existing)
-                    session.commit()
-                return MessageResult(existing.status, existing.secret_digest)
-            message, digest = self._compose(session, req)
-            backend = self.backends.get(req.channel)
-            row = existing or OutboxMessage(
-                idempotency_key=req.idempotency_key,
-                engagement_id=req.engagement_id,
-                purpose=req.purpose,
-                channel=req.channel,
-                destination=message.to,
-                subject=message.subject,
-                body_encrypted=self.r.cipher.encrypt_text(message.body, "outbox"),
-                backend=backend.name if backend else "outbox",
-                secret_digest=digest,
-            )
-            row.body_encrypted = self.r.cipher.encrypt_text(message.body, "outbox")
-            row.secret_digest = digest
-            row.status = "sending" if backend else "sent"
-            row.sent_at = None if backend else utcnow()
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:  # a concurrent attempt claimed the key first: its result stands
-                session.rollback()
-                return self.send_message(req)
-            if backend is None:
-                return MessageResult("sent", digest)
-            return self._deliver(session, row, backend, message)
-
-    def _deliver(
-        self, session: Session, row: OutboxMessage, backend: MessageBackend, message: OutgoingMessage
-    ) -> MessageResult:
-        try:
-            row.provider_id = backend.deliver(message)
-            row.status, row.sent_at = "sent", utcnow()
-        except DeliveryError as exc:
-            row.status, row.error = ("failed" if exc.permanent else "retry"), str(exc)[:500]
-            session.add(row)
-            session.commit()
-            if not exc.permanent:
-                raise  # Temporal retries; the row says it is safe to try again
-            return MessageResult("failed", row.secret_digest)
-        session.add(row)
-        session.commit()
-        return MessageResult("sent", row.secret_digest)
+        sent = self.outbox.send(
+            req.idempotency_key, req.engagement_id, req.purpose, lambda session: self._compose(session, req)
+        )
+        return MessageResult(sent.status, sent.secret_digest)
 
     def _compose(self, session: Session, req: MessageRequest) -> tuple[OutgoingMessage, str | None]:
         engagement = _get(session, Engagement, req.engagement_id)
