@@ -74,7 +74,7 @@ async def create_engagement(
         await client.start_workflow(
             EngagementWorkflow.run,
             inp,
-            id=workflow_id(engagement.id or 0),
+            id=workflow_id(engagement.id or 0, resources.settings.workflow_id_prefix),
             task_queue=resources.settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -20,8 +21,20 @@ UPDATE_TIMEOUT = timedelta(seconds=30)
 _MESSAGES_SHOWN_AS_IS = {"InvalidRequest", "UsernameTaken"}
 
 
+_PREFIXES: weakref.WeakKeyDictionary[Client, str] = weakref.WeakKeyDictionary()
+
+
+def use_workflow_prefix(client: Client, prefix: str) -> None:
+    """Remembers the installation's workflow-id prefix for every call made with this client."""
+    _PREFIXES[client] = prefix
+
+
+def workflow_prefix(client: Client) -> str:
+    return _PREFIXES.get(client, "")
+
+
 def handle_for(client: Client, engagement_id: int) -> WorkflowHandle[EngagementWorkflow, Any]:
-    return client.get_workflow_handle_for(EngagementWorkflow.run, workflow_id(engagement_id))
+    return client.get_workflow_handle_for(EngagementWorkflow.run, workflow_id(engagement_id, workflow_prefix(client)))
 
 
 async def update(

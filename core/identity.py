@@ -35,10 +35,9 @@ def normalise_email(raw: str) -> str:
 
 
 def normalise_name(raw: str) -> str:
-    """Case-, accent- and spacing-insensitive, so "O'Neil " matches "o neil" or "oneil"."""
-    decomposed = unicodedata.normalize("NFKD", raw)
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"[^a-z]", "", letters.lower())
+    """Case-, accent- and punctuation-insensitive in any script: "O'Neil " = "oneil", "Strauß" = "Strauss"."""
+    decomposed = unicodedata.normalize("NFKD", raw.casefold())
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c))
 
 
 def normalise_ssn(raw: str) -> str:
@@ -61,8 +60,10 @@ def mask_email(email: str) -> str:
 
 def mask_phone(phone: str) -> str:
     """`70*****97`: the first two and last two digits of the national number."""
-    digits = re.sub(r"\D", "", phone)
-    national = digits[1:] if phone.startswith("+1") else digits
+    try:
+        national = str(phonenumbers.parse(phone, "US").national_number)
+    except phonenumbers.NumberParseException:
+        national = re.sub(r"\D", "", phone)
     return f"{national[:2]}*****{national[-2:]}"
 
 

@@ -38,9 +38,10 @@ def make_invite_token(key: bytes, payload: InvitePayload) -> str:
 def read_invite_token(key: bytes, token: str) -> InvitePayload:
     body, _, mac = token.partition(".")
     expected = hmac.new(key, b"invite:" + body.encode(), hashlib.sha256).digest()[:18]
+    # Compare the canonical text, not decoded bytes: base64 decoding would forgive appended junk.
+    if not hmac.compare_digest(mac.encode(), _b64(expected).encode()):
+        raise InvalidToken("bad signature")
     try:
-        if not hmac.compare_digest(_unb64(mac), expected):
-            raise InvalidToken("bad signature")
         engagement_id, role, seq = json.loads(_unb64(body))
     except (ValueError, TypeError) as exc:
         raise InvalidToken("malformed token") from exc
