@@ -165,6 +165,19 @@ def make_settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# What a production deployment must also configure: real message backends and an https address.
+PRODUCTION = {
+    "environment": "production",
+    "public_url": "https://portal.example-cpa.com",
+    "email_backend": "smtp",
+    "smtp_host": "smtp.example.com",
+    "sms_backend": "twilio",
+    "twilio_account_sid": "AC" + "0" * 32,
+    "twilio_auth_token": "token",
+    "twilio_from_number": "+15005550006",
+}
+
+
 def new_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
@@ -198,6 +211,9 @@ def example_env() -> dict[str, str]:
     values["PORTICO_ENCRYPTION_KEY"] = new_key()
     values["SIGNING_KEY_FILE"] = "/etc/portico/signing-key.pem"
     values["SIGNING_CERT_FILE"] = "/etc/portico/signing-cert.pem"
+    values["PORTICO_TWILIO_ACCOUNT_SID"] = "AC" + "0" * 32
+    values["PORTICO_TWILIO_AUTH_TOKEN"] = secrets.token_hex(16)
+    values["PORTICO_TWILIO_FROM_NUMBER"] = "+15005550006"
     return values
 
 
@@ -569,7 +585,27 @@ def test_production_refuses_the_generated_development_key(
     dev_key = (tmp_path / DEV_KEY_FILE).read_text().strip()
 
     with pytest.raises(ValidationError, match="generated development key"):
-        make_settings(environment="production", data_dir=tmp_path, encryption_key=dev_key)
+        make_settings(**PRODUCTION, data_dir=tmp_path, encryption_key=dev_key)
 
-    real = make_settings(environment="production", data_dir=tmp_path, encryption_key=new_key())
+    real = make_settings(**PRODUCTION, data_dir=tmp_path, encryption_key=new_key())
     assert real.master_key() != base64.urlsafe_b64decode(dev_key)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"email_backend": "outbox"}, "outbox backend only stores"),
+        ({"sms_backend": "outbox"}, "outbox backend only stores"),
+        ({"smtp_host": ""}, "PORTICO_SMTP_HOST"),
+        ({"twilio_auth_token": ""}, "PORTICO_TWILIO_AUTH_TOKEN"),
+        ({"email_backend": "sendgrid"}, "PORTICO_SENDGRID_API_KEY"),
+        ({"public_url": "http://portal.example-cpa.com"}, "https://"),
+        ({"encryption_key": "too-short"}, "32 bytes"),
+    ],
+)
+def test_production_refuses_settings_that_would_quietly_fail(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, change: dict[str, str], message: str
+) -> None:
+    values: dict[str, Any] = {**PRODUCTION, "data_dir": tmp_path, "encryption_key": new_key(), **change}
+    with pytest.raises(ValidationError, match=message):
+        make_settings(**values)
