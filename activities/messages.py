@@ -95,6 +95,18 @@ def _completed(ctx: MessageContext) -> RenderedMessage:
     )
 
 
+def _login_code(ctx: MessageContext) -> RenderedMessage:
+    text = f"Your Portico login code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+    if ctx.channel == "sms":
+        return RenderedMessage("", f"{text} Don't share it.")
+    return RenderedMessage(
+        "Your Portico login code",
+        f"Hello {ctx.recipient_name},\n\nSomeone is logging in to your {ctx.firm_name} portal from a browser "
+        f"Portico has not seen before.\n\n{text}\n\n"
+        "If this was not you, do not share the code: change your password and tell your preparer.\n",
+    )
+
+
 _RENDERERS = {
     "invite": _invite,
     "invite_reminder": _invite_reminder,
@@ -104,4 +116,5 @@ _RENDERERS = {
     "signature_reminder": _signature_reminder,
     "needs_attention": _needs_attention,
     "completed": _completed,
+    "login_code": _login_code,
 }

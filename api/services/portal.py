@@ -1,0 +1,317 @@
+"""What a verified taxpayer does in the portal: uploads, signature, signing, chat, and where they stand."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+
+from fastapi import Request, UploadFile, status
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from api import workflow_calls
+from api.deps import request_actor
+from api.documents import chat_of, documents_of, owned_document, safe_filename, sniff_upload
+from api.schemas import ChatOut, DocumentOut, MeOut
+from api.services import ServiceError
+from api.services.accounts import channels
+from core import audit
+from core.actor import Actor
+from core.context import Resources
+from core.crypto import sha256_hex
+from core.models import ChatMessage, Direction, Document, Engagement, Signer, TaxpayerAccount
+from workflows.engagement import EngagementWorkflow
+from workflows.types import ClientActivity, SaveSignature, SignDocument, SignResult
+
+SIGNATURE_MAX_BYTES = 2 * 1024 * 1024
+REFUSED_TYPE = "{name}: this kind of file can't be uploaded. Upload PDFs or photos (JPEG, PNG, HEIC)."
+
+
+def require_verified(account: TaxpayerAccount) -> None:
+    if account.verified_at is None:
+        raise ServiceError(status.HTTP_403_FORBIDDEN, "Verify your account first.")
+
+
+# ---- where the taxpayer stands -------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    """Counts and next steps for the home page and `GET /api/taxpayer/me`."""
+
+    uploaded: int
+    sent: int
+    messages: int
+    waiting_for_me: int
+    signature_on_file: bool
+    others_missing: dict[str, int] = field(default_factory=dict)  # other signer's name -> unsigned docs
+    next_steps: list[str] = field(default_factory=list)
+
+
+def overview(db: Session, signer: Signer) -> Overview:
+    docs = documents_of(db, signer.engagement_id)
+    role = signer.role.value
+    sent = [d for d in docs if d.direction == "to_client"]
+    mine = sum(1 for d in sent for s in d.signatures if s.role == role and s.signed_at is None)
+    names = {s.role.value: s.first_name for s in co_signers(db, signer)}
+    others: dict[str, int] = {}
+    for doc in sent:
+        for sig in doc.signatures:
+            if sig.role != role and sig.signed_at is None:
+                name = names.get(sig.role, sig.role.capitalize())
+                others[name] = others.get(name, 0) + 1
+    messages = db.exec(
+        select(func.count()).select_from(ChatMessage).where(ChatMessage.engagement_id == signer.engagement_id)
+    ).one()
+    result = Overview(
+        uploaded=sum(1 for d in docs if d.direction == "to_preparer"),
+        sent=len(sent),
+        messages=int(messages),
+        waiting_for_me=mine,
+        signature_on_file=signer.signature_key is not None,
+        others_missing=others,
+    )
+    result.next_steps = _next_steps(result)
+    return result
+
+
+def _documents(count: int) -> str:
+    return "1 document" if count == 1 else f"{count} documents"
+
+
+def _next_steps(o: Overview) -> list[str]:
+    steps = []
+    if o.waiting_for_me:
+        verb = "is" if o.waiting_for_me == 1 else "are"
+        steps.append(f"{_documents(o.waiting_for_me)} {verb} waiting for your signature.")
+        if not o.signature_on_file:
+            steps.append(
+                "Start by adding your signature: open Files From My Preparer and choose "
+                '"Click To Add Signature".'
+            )
+    for name, count in o.others_missing.items():
+        steps.append(f"{name} still needs to sign {_documents(count)}.")
+    if not steps and o.sent == 0:
+        steps.append(
+            "Upload your tax documents (W-2s, 1099s …) in My Files. Your preparer will send your return "
+            "here when it is ready to sign."
+        )
+    if not steps:
+        steps.append("You're all done for now. Your preparer will let you know if anything else is needed.")
+    return steps
+
+
+def co_signers(db: Session, signer: Signer) -> list[Signer]:
+    return list(
+        db.exec(
+            select(Signer).where(Signer.engagement_id == signer.engagement_id, Signer.id != signer.id)
+        ).all()
+    )
+
+
+def me(db: Session, account: TaxpayerAccount, signer: Signer) -> MeOut:
+    engagement = db.get(Engagement, signer.engagement_id)
+    waiting = overview(db, signer).waiting_for_me if account.verified_at else 0
+    return MeOut(
+        username=account.username,
+        role=signer.role.value,
+        name=signer.full_name,
+        engagement_id=signer.engagement_id,
+        tax_year=engagement.tax_year if engagement else 0,
+        verified=account.verified_at is not None,
+        signature_on_file=signer.signature_key is not None,
+        channels=channels(signer),
+        documents_waiting=waiting,
+    )
+
+
+# ---- uploads -----------------------------------------------------------------------------------------
+
+
+async def store_uploads(
+    db: Session,
+    resources: Resources,
+    client: Client,
+    request: Request,
+    signer: Signer,
+    files: list[UploadFile],
+) -> list[DocumentOut]:
+    """Stores PDFs and photos for the preparer; checks every file before storing any."""
+    limit = resources.settings.max_upload_bytes
+    accepted: list[tuple[str, bytes, str]] = []
+    if not files:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Choose at least one file.")
+    for item in files:
+        data = await item.read(limit + 1)
+        name = safe_filename(item.filename or "upload")
+        if len(data) > limit:
+            raise ServiceError(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"{name} is larger than {limit // (1024 * 1024)} MB."
+            )
+        kind = sniff_upload(data)  # by content: a renamed .exe is still refused
+        if kind is None:
+            raise ServiceError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, REFUSED_TYPE.format(name=name))
+        accepted.append((name, data, kind))
+    for name, data, kind in accepted:
+        key = resources.store.new_key("uploads")
+        resources.store.put(key, data)
+        digest = sha256_hex(data)
+        db.add(
+            Document(
+                engagement_id=signer.engagement_id,
+                direction=Direction.TO_PREPARER,
+                upload_ref=key,
+                name=name,
+                content_type=kind,
+                size=len(data),
+                storage_key=key,
+                sha256=digest,
+                current_key=key,
+                current_sha256=digest,
+                uploaded_by=f"taxpayer:{signer.role.value}",
+            )
+        )
+    actor = request_actor(request, "taxpayer", signer.role.value)
+    audit.record(
+        db,
+        action="document.upload",
+        actor=actor,
+        engagement_id=signer.engagement_id,
+        detail={"count": len(accepted)},
+    )
+    db.commit()
+    await tell_workflow(client, signer, "upload", actor)
+    return documents_of(db, signer.engagement_id, Direction.TO_PREPARER)
+
+
+def uploaders(db: Session, engagement_id: int) -> dict[int, str]:
+    """Document id -> who uploaded it ("taxpayer" / "spouse"), for the My Files list."""
+    rows = db.exec(
+        select(Document.id, Document.uploaded_by).where(
+            Document.engagement_id == engagement_id, Document.direction == Direction.TO_PREPARER
+        )
+    ).all()
+    return {doc_id or 0: by.partition(":")[2] for doc_id, by in rows}
+
+
+async def tell_workflow(client: Client, signer: Signer, what: str, actor: Actor) -> None:
+    handle = workflow_calls.handle_for(client, signer.engagement_id)
+    # The dashboard's "last activity" is a nicety: the upload or message is already stored.
+    with contextlib.suppress(RPCError):
+        await handle.signal(
+            EngagementWorkflow.client_activity, ClientActivity(role=signer.role.value, what=what, actor=actor)
+        )
+
+
+# ---- signature and signing -----------------------------------------------------------------------------
+
+
+async def save_signature(
+    resources: Resources, client: Client, request: Request, signer: Signer, data: bytes
+) -> None:
+    png = clean_signature_png(data)
+    key = resources.store.new_key("signatures")
+    resources.store.put(key, png)
+    await workflow_calls.update(
+        client,
+        signer.engagement_id,
+        EngagementWorkflow.save_signature,
+        SaveSignature(
+            role=signer.role.value, image_key=key, actor=request_actor(request, "taxpayer", signer.role.value)
+        ),
+    )
+
+
+def clean_signature_png(data: bytes) -> bytes:
+    """Re-encodes the drawing (nothing else the upload carried survives) and refuses a blank one."""
+    if len(data) > SIGNATURE_MAX_BYTES or not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "The signature must be a PNG under 2 MB.")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > 4_000_000:
+                raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "The signature image is too large.")
+            rgba = img.convert("RGBA")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "The signature image is damaged.") from exc
+    if rgba.getchannel("A").getbbox() is None:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Draw your signature first.")
+    out = io.BytesIO()
+    rgba.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def sign(db: Session, client: Client, request: Request, signer: Signer, document_id: int) -> SignResult:
+    """Signs one document for this signer. Clicking twice signs once."""
+    owned_document(db, signer.engagement_id, document_id)
+    result: SignResult = await workflow_calls.update(
+        client,
+        signer.engagement_id,
+        EngagementWorkflow.sign_document,
+        SignDocument(
+            role=signer.role.value,
+            document_id=document_id,
+            actor=request_actor(request, "taxpayer", signer.role.value),
+        ),
+        # Same id for the same document and signer: Temporal answers a repeat with the first result.
+        update_id=f"sign-{document_id}-{signer.role.value}",
+    )
+    return result
+
+
+def view_document(db: Session, request: Request, signer: Signer, document_id: int) -> Document:
+    doc = owned_document(db, signer.engagement_id, document_id)
+    audit.record(
+        db,
+        action="document.view",
+        actor=request_actor(request, "taxpayer", signer.role.value),
+        engagement_id=signer.engagement_id,
+        detail={"document": doc.id},
+    )
+    db.commit()
+    return doc
+
+
+# ---- chat ----------------------------------------------------------------------------------------------
+
+
+async def post_chat(db: Session, client: Client, request: Request, signer: Signer, body: str) -> ChatOut:
+    text = body.strip()
+    if not text:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Write a message first.", "body")
+    if len(text) > 5000:
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Keep a message under 5,000 characters.", "body"
+        )
+    message = ChatMessage(
+        engagement_id=signer.engagement_id,
+        sender=signer.role.value,
+        sender_name=signer.full_name,
+        body=text,
+    )
+    db.add(message)
+    actor = request_actor(request, "taxpayer", signer.role.value)
+    audit.record(db, action="chat.sent", actor=actor, engagement_id=signer.engagement_id)
+    db.commit()
+    await tell_workflow(client, signer, "message", actor)
+    return _chat_out(message)
+
+
+def _chat_out(m: ChatMessage) -> ChatOut:
+    return ChatOut(
+        id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
+    )
+
+
+def chat_since(db: Session, engagement_id: int, after_id: int = 0) -> list[ChatOut]:
+    if after_id <= 0:
+        return chat_of(db, engagement_id)
+    rows = db.exec(
+        select(ChatMessage)
+        .where(ChatMessage.engagement_id == engagement_id, col(ChatMessage.id) > after_id)
+        .order_by(col(ChatMessage.id))
+    ).all()
+    return [_chat_out(m) for m in rows]
