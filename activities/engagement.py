@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from pyhanko.sign import signers
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import pdfsign
+from activities import pdfsign, signing
 from activities.delivery import MessageBackend, OutgoingMessage
 from activities.messages import MessageContext, render
 from activities.outbox import Outbox
@@ -43,6 +43,8 @@ from workflows.types import (
     MessageRequest,
     MessageResult,
     PublishDocuments,
+    SealDocuments,
+    SealResult,
     SignRequest,
     SignResult,
     StoreSignatureImage,
@@ -72,6 +74,7 @@ class EngagementActivities:
             self.publish_documents,
             self.store_signature_image,
             self.sign_document,
+            self.seal_documents,
         ]
 
     # ---- projection and audit ----------------------------------------------------------------
@@ -79,13 +82,28 @@ class EngagementActivities:
     @activity.defn(name="record_transition")
     def record_transition(self, t: Transition) -> None:
         with Session(self.r.engine) as session:
-            row = session.get(EngagementStatus, t.engagement_id) or self._new_status(session, t.engagement_id)
-            if row.version < t.version:
-                row.stage, row.waiting_on, row.waiting_since = t.stage, t.waiting_on, t.waiting_since
-                row.reminders_sent, row.needs_attention = t.reminders_sent, t.needs_attention
-                row.last_activity_at, row.version = t.last_activity_at, t.version
-                row.detail = json.dumps(t.detail, sort_keys=True)
-                session.add(row)
+            if session.get(EngagementStatus, t.engagement_id) is None:
+                session.add(self._new_status(session, t.engagement_id))
+                try:
+                    session.commit()
+                except IntegrityError:  # another transition created it first
+                    session.rollback()
+            # Conditional on the version, in SQL: two transitions racing can never put an older one last.
+            session.execute(
+                update(EngagementStatus)
+                .where(col(EngagementStatus.engagement_id) == t.engagement_id)
+                .where(col(EngagementStatus.version) < t.version)
+                .values(
+                    stage=t.stage,
+                    waiting_on=t.waiting_on,
+                    waiting_since=t.waiting_since,
+                    reminders_sent=t.reminders_sent,
+                    needs_attention=t.needs_attention,
+                    last_activity_at=t.last_activity_at,
+                    version=t.version,
+                    detail=json.dumps(t.detail, sort_keys=True),
+                )
+            )
             audit.record(
                 session,
                 action=t.event.action,
@@ -233,6 +251,7 @@ class EngagementActivities:
                         current_key=spec.storage_key,
                         current_sha256=spec.sha256,
                         uploaded_by=req.uploaded_by,
+                        signature_boxes=signing.boxes_json(spec.signature_boxes),
                     )
                     session.add(doc)
                     session.flush()
@@ -262,22 +281,37 @@ class EngagementActivities:
                     req.document_id, req.role, signature.signed_at, signature.sha256_after or ""
                 )
             signer = _signer(session, req.engagement_id, req.role)
-            signed = pdfsign.sign_pdf(
-                self.r.store.get(doc.current_key),
-                self.pdf_signer,
-                field_name=req.role.capitalize(),
-                signer_name=signer.full_name,
-            )
+            image = self.r.store.get(signer.signature_key) if signer.signature_key else None
+            base_key = doc.current_key
+            try:
+                signed = pdfsign.sign_pdf(
+                    self.r.store.get(base_key),
+                    self.pdf_signer,
+                    field_name=req.role.capitalize(),
+                    signer_name=signer.full_name,
+                    visible=signing.visible_signature(image, signer, doc, req.at),
+                    timestamper=signing.timestamper(self.r.settings),
+                    reserve_certificate_page=True,  # the page the seal fills in; see activities/seal.py
+                )
+            except ValueError as exc:  # the document itself is the problem (pyHanko's errors too): no retry
+                raise ApplicationError(str(exc), type="UnsignableDocument", non_retryable=True) from exc
             key = self.r.store.new_key("signed")
             self.r.store.put(key, signed)
             digest = sha256_hex(signed)
-            doc.current_key, doc.current_sha256 = key, digest
-            signature.signed_at, signature.sha256_after = req.at, digest
-            signature.ip, signature.user_agent = req.actor.ip, req.actor.user_agent
-            session.add(doc)
-            session.add(signature)
-            session.commit()
-            return SignResult(req.document_id, req.role, req.at, digest)
+            if signing.claim_signature(session, signature, base_key, key, digest, req):
+                return SignResult(req.document_id, req.role, req.at, digest)
+            self.r.store.delete(key)  # lost the race: this version is referenced nowhere
+            return signing.signed_meanwhile(session, req)
+
+    # ---- sealing -----------------------------------------------------------------------------------
+
+    @activity.defn(name="seal_documents")
+    def seal_documents(self, req: SealDocuments) -> SealResult:
+        """Certificate of completion into every signed document, then a signature that locks it."""
+        try:
+            return signing.seal_engagement(self.r, self.pdf_signer, req)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="UnsealableDocument", non_retryable=True) from exc
 
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The PDF layer of e-signing: key loading, signing, pre-send checks and signature reports.
+"""The PDF layer of e-signing: signing, pre-send checks and signature reports (keys: signing_keys).
 
 Pure functions over bytes and files — no database, no Temporal — so the signing activity stays thin and
 this module can be tested without a worker. pyHanko's sync entry points call `asyncio.run`, so call
@@ -7,30 +7,36 @@ this module can be tested without a worker. pyHanko's sync entry points call `as
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import fcntl
+import functools
 import io
-import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
-from pyhanko.keys import load_cert_from_pemder, load_certs_from_pemder, load_private_key_from_pemder
+from pyhanko.keys import load_certs_from_pemder
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign import fields, signers
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pypdf import PdfReader
 
-PKCS12_SUFFIXES = frozenset({".p12", ".pfx"})
+from activities import stamp
+from activities.signing_keys import (
+    DevCertificates,
+    SigningSetupError,
+    ensure_dev_certificates,
+    load_signer,
+)
+
 PDF_MAGIC = b"%PDF-"
 # What people most often upload by mistake, so the rejection can say what the file really is.
 KNOWN_MAGIC = {
@@ -42,14 +48,22 @@ KNOWN_MAGIC = {
     b"II*\x00": "a TIFF image",
     b"MM\x00*": "a TIFF image",
 }
-# Room in /Contents beyond the certificates: signature value, signed attributes, DER overhead.
-# Generous on purpose (running out fails the signing); add the token's size here once timestamps arrive.
+# Room in /Contents beyond the certificates and any time-stamp token: signature value, signed attributes,
+# DER overhead. Generous on purpose: running out fails the signing.
 CMS_OVERHEAD_BYTES = 8192
-SIGNING_DIR_NAME = "signing"
 
-
-class SigningSetupError(Exception):
-    """The signing key or certificates cannot be used; raised at start-up, before any client signs."""
+__all__ = [
+    "DevCertificates",
+    "PdfRejected",
+    "SignatureReport",
+    "SigningSetupError",
+    "VisibleSignature",
+    "check_pdf_for_sending",
+    "ensure_dev_certificates",
+    "load_signer",
+    "read_signatures",
+    "sign_pdf",
+]
 
 
 class PdfRejected(Exception):
@@ -58,18 +72,6 @@ class PdfRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class DevCertificates:
-    """Development signing material written into the data folder."""
-
-    ca_cert: Path
-    """Self-signed 'Portico Development CA' certificate (PEM); trust it to see dev signatures as valid."""
-    signing_key: Path
-    """Private key of the document-signing certificate (PEM, unencrypted, mode 600)."""
-    signing_cert: Path
-    """Document-signing certificate issued by the development CA (PEM)."""
 
 
 @dataclass(frozen=True)
@@ -92,207 +94,39 @@ class SignatureReport:
     """SignatureCoverageLevel name: ENTIRE_FILE, ENTIRE_REVISION, ..."""
     modification_level: str
     """ModificationLevel name of later changes (NONE, FORM_FILLING, ...), or UNKNOWN."""
+    docmdp_ok: bool | None = None
+    """Later changes are ones this signature (and any certification or lock) allows."""
+    timestamp_time: dt.datetime | None = None
+    """Time from the time-stamp authority's token (PAdES B-T), if there is one."""
+    timestamp_ok: bool | None = None
+    """The token is intact and valid (None: no token); its TSA need not be trusted."""
+    locks_document: bool = False
+    """Signing this field forbade every later change (DocMDP 'no changes'): Portico's seal."""
+    certification: bool = False
+    """A certification (author) signature rather than an approval signature."""
 
+    @property
+    def level(self) -> str:
+        return "PAdES B-T" if self.timestamp_time is not None else "PAdES B-B"
 
-# --- development certificates -------------------------------------------------------------------------
-
-
-def ensure_dev_certificates(data_dir: Path) -> tuple[DevCertificates, bool]:
-    """Create a development CA and signing certificate under `data_dir`/signing once; (paths, created_now)."""
-    folder = data_dir / SIGNING_DIR_NAME
-    paths = DevCertificates(
-        ca_cert=folder / "dev-ca-cert.pem",
-        signing_key=folder / "dev-signing-key.pem",
-        signing_cert=folder / "dev-signing-cert.pem",
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    # The API and the worker may both start at once on a fresh install; without the lock they could
-    # interleave writes and leave a key that does not match its certificate.
-    with _exclusive_lock(folder / ".dev-certificates.lock"):
-        if all(path.exists() for path in (paths.ca_cert, paths.signing_key, paths.signing_cert)):
-            return paths, False
-        _write_dev_certificates(paths)
-        return paths, True
-
-
-@contextmanager
-def _exclusive_lock(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def _write_dev_certificates(paths: DevCertificates) -> None:
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # tolerate small clock skew between hosts
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_cert = _build_dev_ca(ca_key, now)
-    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    signing_cert = _build_dev_signing_cert(signing_key, ca_key, ca_cert, now)
-    # The CA key is deliberately never written: the CA can then issue nothing else, which keeps it
-    # harmless for developers who add it to their PDF viewer's trust list.
-    key_pem = signing_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write_atomically(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    _write_atomically(paths.signing_key, key_pem, mode=0o600)
-    # Written last, so a crash midway leaves the set incomplete and it is regenerated on the next start.
-    _write_atomically(paths.signing_cert, signing_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-
-
-def _build_dev_ca(ca_key: rsa.RSAPrivateKey, now: dt.datetime) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "Portico Development CA"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Portico (development only)"),
-        ]
-    )
-    ca_usage = x509.KeyUsage(
-        digital_signature=False, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-        encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=5 * 365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(ca_usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-
-def _build_dev_signing_cert(
-    key: rsa.RSAPrivateKey, ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, now: dt.datetime
-) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "Portico Development Document Signing"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Portico (development only)"),
-        ]
-    )
-    # digitalSignature + nonRepudiation is what PDF validators expect of a document-signing key.
-    signing_usage = x509.KeyUsage(
-        digital_signature=True, content_commitment=True, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=3 * 365))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(signing_usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-
-def _write_atomically(path: Path, content: bytes, *, mode: int) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    # Create with the final mode so the key is never readable by others, not even for a moment.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)
-    os.chmod(temporary, mode)  # O_CREAT's mode is filtered by the umask and ignored for existing files
-    os.replace(temporary, path)
-
-
-# --- loading the signer ------------------------------------------------------------------------------
-
-
-def load_signer(
-    key_path: Path,
-    cert_path: Path | None,
-    chain: Sequence[Path] = (),
-    passphrase: bytes | None = None,
-) -> signers.SimpleSigner:
-    """Load the signing key and certificate (PEM/DER pair, or one PKCS#12 .p12/.pfx file) once at start-up.
-
-    For PKCS#12, `cert_path` may be None; if given it is treated as one more chain certificate.
-    The chain certificates are embedded in every signature so validators can build the path.
-    """
-    is_pkcs12 = key_path.suffix.lower() in PKCS12_SUFFIXES
-    chain_files = list(chain)
-    if is_pkcs12:
-        # The bundle holds its own certificate; a separate one can only be useful as part of the chain.
-        chain_files += [cert_path] if cert_path is not None else []
-        cert_path = None
-    elif cert_path is None:
-        raise SigningSetupError(f"The signing key {key_path} needs a certificate file next to it.")
-    for path in [key_path, cert_path, *chain_files]:
-        if path is not None and not path.is_file():
-            raise SigningSetupError(f"Signing file not found: {path}")
-
-    chain_names = [str(path) for path in chain_files] or None
-    if is_pkcs12:
-        signer = signers.SimpleSigner.load_pkcs12(
-            pfx_file=str(key_path), ca_chain_files=chain_names, passphrase=passphrase
-        )
-    else:
-        signer = signers.SimpleSigner.load(
-            key_file=str(key_path), cert_file=str(cert_path), ca_chain_files=chain_names,
-            key_passphrase=passphrase,
-        )  # fmt: skip
-    if signer is None:
-        # pyHanko only logs the cause and returns None; find which file is bad to say so.
-        raise SigningSetupError(_diagnose_load_failure(key_path, cert_path, chain_files, passphrase))
-    _check_signer_usable(signer, key_path)
-    return signer
-
-
-def _diagnose_load_failure(
-    key_path: Path, cert_path: Path | None, chain: Sequence[Path], passphrase: bytes | None
-) -> str:
-    try:
-        if key_path.suffix.lower() in PKCS12_SUFFIXES:
-            pkcs12.load_key_and_certificates(key_path.read_bytes(), passphrase)
-        else:
-            load_private_key_from_pemder(str(key_path), passphrase=passphrase)
-    except (ValueError, TypeError) as error:
-        return f"Cannot read the signing key {key_path} (wrong passphrase or not a key file): {error}"
-    for path in [p for p in (cert_path, *chain) if p is not None]:
-        try:
-            list(load_certs_from_pemder([str(path)]))
-            if path == cert_path:
-                load_cert_from_pemder(str(path))  # the signer's own file must hold exactly one certificate
-        except (ValueError, TypeError, OSError) as error:
-            return f"Cannot read the certificate file {path}: {error}"
-    return f"Cannot load the signing key {key_path}; see the log for pyHanko's reason."
-
-
-def _check_signer_usable(signer: signers.SimpleSigner, key_path: Path) -> None:
-    """Catch a key/certificate mix-up or an expired certificate now, not at the first client's signature."""
-    cert = signer.signing_cert
-    assert signer.signing_key is not None and cert is not None  # guaranteed by a successful load
-    private_key = serialization.load_der_private_key(signer.signing_key.dump(), password=None)
-    public_der = private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    if public_der != cert.public_key.dump():
-        raise SigningSetupError(
-            f"The signing key {key_path} does not belong to the certificate '{cert.subject.human_friendly}'."
-        )
-    if cert.not_valid_after < dt.datetime.now(dt.UTC):
-        subject, expired = cert.subject.human_friendly, f"{cert.not_valid_after:%Y-%m-%d}"
-        raise SigningSetupError(f"The signing certificate '{subject}' expired on {expired}.")
+    @property
+    def holds(self) -> bool:
+        """Everything a reader needs: intact, valid, trusted, and nothing disallowed changed since."""
+        return self.intact and self.valid and self.trusted and self.docmdp_ok is not False
 
 
 # --- signing -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisibleSignature:
+    """The stamp a signer sees on the page: their drawn signature, printed name and a dated caption."""
+
+    image_png: bytes | None
+    """The drawn signature (PNG); None stamps the text alone."""
+    text: stamp.StampText
+    preparer_box: stamp.PageBox | None = None
+    """Where the preparer placed this signer's box; used when the PDF has no field named for the role."""
 
 
 def sign_pdf(
@@ -303,38 +137,141 @@ def sign_pdf(
     signer_name: str,
     reason: str = "Signed with Portico",
     location: str | None = None,
+    visible: VisibleSignature | None = None,
+    timestamper: TimeStamper | None = None,
+    reserve_certificate_page: bool = False,
 ) -> bytes:
-    """Add one invisible PAdES B-B signature as an incremental update, keeping earlier signatures valid."""
+    """Add one PAdES signature as an incremental update, keeping earlier signatures valid.
+
+    B-B without a `timestamper`, B-T with one. With `visible`, the stamp is drawn in the role's box. With
+    `reserve_certificate_page`, the first signature also adds the page the seal fills in later.
+    """
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=True)
-    if any(fields.enumerate_sig_fields(writer, filled_status=True, with_name=field_name)):
-        raise ValueError(f"Signature field {field_name!r} is already signed")
-    meta = signers.PdfSignatureMetadata(
+    _refuse_if_sealed(writer)
+    style: stamp.SignatureStampStyle | None = None
+    if visible is None:
+        if any(fields.enumerate_sig_fields(writer, filled_status=True, with_name=field_name)):
+            raise ValueError(f"Signature field {field_name!r} is already signed")
+        placement = stamp.Placement(field_name, existing=False)
+    else:
+        content_pages = stamp.content_page_count(writer)
+        placement = stamp.place_signature(writer, field_name, visible.preparer_box, content_pages)
+        image = stamp.prepare_signature_image(visible.image_png) if visible.image_png else None
+        style = stamp.SignatureStampStyle(image=image, text=visible.text)
+    if reserve_certificate_page:
+        stamp.reserve_certificate_page(writer)
+    meta = pades_metadata(placement.field_name, signer_name, reason=reason, location=location)
+    spec = None
+    if not placement.existing:
+        spec = fields.SigFieldSpec(placement.field_name, on_page=placement.page_index, box=placement.box)  # type: ignore[arg-type]
+    pdf_signer = signers.PdfSigner(
+        meta, signer, timestamper=timestamper, stamp_style=style, new_field_spec=spec
+    )
+    return write_signature(pdf_signer, writer, contents_reservation(signer, timestamper))
+
+
+def self_test(signer: signers.SimpleSigner) -> None:
+    """Sign and check a blank page once at start-up: a key pyHanko cannot use fails here, not at a client."""
+    writer = PdfFileWriter()
+    writer.insert_page(
+        generic.DictionaryObject(
+            {
+                generic.pdf_name("/Type"): generic.pdf_name("/Page"),
+                generic.pdf_name("/MediaBox"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 0, 612, 792)]
+                ),
+            }
+        )
+    )
+    blank = io.BytesIO()
+    writer.write(blank)
+    try:
+        signed = sign_pdf(
+            blank.getvalue(), signer, field_name="SelfTest", signer_name="Portico start-up check"
+        )
+        own_chain = [cert for cert in (signer.signing_cert, *signer.cert_registry) if cert is not None]
+        [report] = _read_signatures(signed, own_chain)
+    except Exception as error:
+        raise SigningSetupError(f"The signing key cannot sign a PDF: {error}") from error
+    if not (report.intact and report.valid):
+        raise SigningSetupError("The signing key produced a signature that does not verify.")
+
+
+def pades_metadata(
+    field_name: str,
+    signer_name: str,
+    *,
+    reason: str,
+    location: str | None = None,
+    docmdp: fields.MDPPerm | None = None,
+) -> signers.PdfSignatureMetadata:
+    """PAdES baseline: ETSI.CAdES.detached, SHA-256; B-T follows from giving the signer a timestamper."""
+    return signers.PdfSignatureMetadata(
         field_name=field_name,
         name=signer_name,
         reason=reason,
         location=location,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
+        # Only a locking field reads this; stating it keeps pyHanko from warning that the field overrides it.
+        docmdp_permissions=docmdp or fields.MDPPerm.FILL_FORMS,
     )
-    pdf_signer = signers.PdfSigner(meta, signer, new_field_spec=fields.SigFieldSpec(field_name))
+
+
+def write_signature(
+    pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, bytes_reserved: int
+) -> bytes:
     output = io.BytesIO()
     # Reserving the space up front skips pyHanko's dry-run signature, which otherwise doubles the work.
-    pdf_signer.sign_pdf(writer, bytes_reserved=_contents_reservation(signer), output=output)
+    pdf_signer.sign_pdf(writer, bytes_reserved=bytes_reserved, output=output)
     return output.getvalue()
 
 
-def _contents_reservation(signer: signers.SimpleSigner) -> int:
-    """Hex digits to reserve for /Contents: every embedded certificate plus fixed headroom."""
+def _refuse_if_sealed(writer: IncrementalPdfFileWriter) -> None:
+    # pyHanko does not enforce a signature's lock when adding another one; a later signature would then
+    # break the seal, so refuse here.
+    if stamp.locked_by(writer) is not None:
+        raise ValueError("The document is sealed against changes and cannot be signed again")
+
+
+def contents_reservation(signer: signers.SimpleSigner, timestamper: TimeStamper | None = None) -> int:
+    """Hex digits to reserve for /Contents: every embedded certificate, the time-stamp token, headroom."""
     certificates = [signer.signing_cert, *signer.cert_registry]
     der_bytes = sum(len(cert.dump()) for cert in certificates if cert is not None) + CMS_OVERHEAD_BYTES
+    if timestamper is not None:
+        der_bytes += _timestamp_token_size(timestamper)
     return 2 * der_bytes  # hex encoding doubles the size; the result is even as pyHanko requires
+
+
+@functools.cache
+def _timestamp_token_size(timestamper: TimeStamper) -> int:
+    # One real request per time-stamp authority and worker; pyHanko caches the token itself too. The
+    # token's size varies by a few bytes between requests, which the CMS headroom absorbs.
+    token = asyncio.run(timestamper.async_dummy_response("sha256"))
+    return len(token.dump())
+
+
+@functools.lru_cache(maxsize=4)
+def timestamper_for(url: str, timeout: float = 10) -> TimeStamper:
+    """One client per time-stamp authority URL, so the token size is measured once per worker."""
+    return HTTPTimeStamper(url, timeout=timeout)
 
 
 # --- checks before sending ---------------------------------------------------------------------------
 
 
-def check_pdf_for_sending(pdf: bytes, max_bytes: int) -> int:
-    """Return the page count of a PDF that can be sent for signature, or raise PdfRejected saying why not."""
+def check_pdf_for_sending(
+    pdf: bytes,
+    max_bytes: int,
+    *,
+    roles: Sequence[str] = (),
+    boxes: Mapping[str, stamp.PageBox] | None = None,
+) -> int:
+    """Return the page count of a PDF that can be sent for signature, or raise PdfRejected saying why not.
+
+    `roles` are the signers the preparer asked for and `boxes` where they placed them, so a PDF that the
+    client could not sign is refused now rather than when the client clicks Sign.
+    """
     if len(pdf) > max_bytes:
         size, limit = _megabytes(len(pdf)), _megabytes(max_bytes)
         raise PdfRejected(f"This file is {size}; the largest file Portico accepts is {limit}.")
@@ -349,7 +286,25 @@ def check_pdf_for_sending(pdf: bytes, max_bytes: int) -> int:
     pages = _count_pages(pdf, reader)
     if pages == 0:
         raise PdfRejected("This PDF has no pages.")
+    _check_signers(reader, roles, boxes or {}, pages)
     return pages
+
+
+def _check_signers(
+    reader: PdfFileReader, roles: Sequence[str], boxes: Mapping[str, stamp.PageBox], pages: int
+) -> None:
+    for role, box in boxes.items():
+        if role not in roles:
+            raise PdfRejected(f"There is a signature box for the {role}, who does not sign this document.")
+        try:
+            stamp.check_box(reader, box, pages)
+        except ValueError as error:
+            raise PdfRejected(str(error)) from error
+    for role in roles:
+        try:
+            stamp.place_signature(reader, role.capitalize(), None, pages)
+        except ValueError as error:  # e.g. the PDF's own field for this role is signed already
+            raise PdfRejected(f"{error}, so the {role} cannot sign it in Portico.") from error
 
 
 def _megabytes(size: int) -> str:
@@ -387,6 +342,12 @@ def _reject_if_locked_by_certification(reader: PdfFileReader) -> None:
             "This PDF is certified by its author with 'no changes allowed', so adding signatures would "
             "break that certification. Upload a copy without the certification signature."
         )
+    locked = stamp.locked_by(reader)
+    if locked is not None:
+        raise PdfRejected(
+            f"This PDF is already signed and sealed against changes (signature '{locked}'), for example a "
+            "completed Portico document. Upload the unsigned original instead."
+        )
 
 
 def _count_pages(pdf: bytes, reader: PdfFileReader) -> int:
@@ -413,27 +374,48 @@ def _count_pages(pdf: bytes, reader: PdfFileReader) -> int:
 def read_signatures(pdf: bytes, trust_roots: Sequence[Path] = ()) -> list[SignatureReport]:
     """Validate every signature in the PDF, in signing order, trusting only `trust_roots` (no network)."""
     roots = [cert for path in trust_roots for cert in load_certs_from_pemder([str(path)])]
+    return _read_signatures(pdf, roots)
+
+
+def _read_signatures(pdf: bytes, roots: Sequence[asn1_x509.Certificate]) -> list[SignatureReport]:
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)  # report on imperfect files rather than refuse
     # No fetching: the server has no business calling out to OCSP/CRL URLs named inside uploaded files.
-    context = ValidationContext(trust_roots=roots, allow_fetching=False)
+    context = ValidationContext(trust_roots=list(roots), allow_fetching=False)
+    certification = read_certification_data(reader)
+    author_contents = certification.author_sig.get("/Contents") if certification is not None else None
     reports = []
     for embedded in reader.embedded_regular_signatures:
-        status = validate_pdf_signature(embedded, signer_validation_context=context)
-        reports.append(
-            SignatureReport(
-                field_name=embedded.field_name,
-                signer_name=_signer_name(embedded.sig_object, status.signing_cert),
-                signing_time=embedded.self_reported_timestamp,
-                intact=status.intact,
-                valid=status.valid,
-                trusted=status.trusted,
-                coverage=status.coverage.name if status.coverage is not None else "UNKNOWN",
-                modification_level=(
-                    status.modification_level.name if status.modification_level is not None else "UNKNOWN"
-                ),
-            )
+        status = validate_pdf_signature(
+            embedded, signer_validation_context=context, ts_validation_context=context
         )
+        is_certification = (
+            author_contents is not None and embedded.sig_object.get("/Contents") == author_contents
+        )
+        reports.append(_report(embedded, status, certification=is_certification))
     return reports
+
+
+def _report(
+    embedded: EmbeddedPdfSignature, status: PdfSignatureStatus, *, certification: bool
+) -> SignatureReport:
+    timestamp = status.timestamp_validity
+    return SignatureReport(
+        field_name=embedded.field_name,
+        signer_name=_signer_name(embedded.sig_object, status.signing_cert),
+        signing_time=embedded.self_reported_timestamp,
+        intact=status.intact,
+        valid=status.valid,
+        trusted=status.trusted,
+        coverage=status.coverage.name if status.coverage is not None else "UNKNOWN",
+        modification_level=(
+            status.modification_level.name if status.modification_level is not None else "UNKNOWN"
+        ),
+        docmdp_ok=status.docmdp_ok,
+        timestamp_time=timestamp.timestamp if timestamp is not None else None,
+        timestamp_ok=(timestamp.intact and timestamp.valid) if timestamp is not None else None,
+        locks_document=embedded.docmdp_level == fields.MDPPerm.NO_CHANGES,
+        certification=certification,
+    )
 
 
 def _signer_name(sig_object: dict[str, object], cert: asn1_x509.Certificate) -> str:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
+import subprocess
+import tempfile
 import zlib
+from pathlib import Path
 
+import pytest
+from PIL import Image, ImageChops
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pypdf import PdfReader, PdfWriter
@@ -88,3 +94,121 @@ def make_certified_pdf(signer: signers.Signer) -> bytes:
 def page_count(pdf: bytes) -> int:
     """Independent page count (pypdf) to cross-check the module under test."""
     return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+# A Form 8879-like page: Part II has the taxpayer's and the spouse's signature lines at these heights.
+TAXPAYER_LINE_Y = 330
+SPOUSE_LINE_Y = 270
+TAXPAYER_FIELD_BOX = (160, TAXPAYER_LINE_Y, 400, TAXPAYER_LINE_Y + 44)
+SPOUSE_FIELD_BOX = (160, SPOUSE_LINE_Y, 400, SPOUSE_LINE_Y + 44)
+
+
+def make_form_8879(pages: int = 2, with_fields: bool = False) -> bytes:
+    """A look-alike of IRS Form 8879 (not the real form): Part II's signature lines on page 1.
+
+    With `with_fields`, the PDF carries empty signature fields named Taxpayer and Spouse on those lines,
+    as a preparer's software may produce.
+    """
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
+    pdf.setTitle("Form 8879")
+    _draw_8879_page_one(pdf)
+    for number in range(2, pages + 1):
+        pdf.setFont("Helvetica", 9)
+        pdf.drawString(72, 720, f"Form 8879 (2025) - page {number}: instructions for the ERO")
+        pdf.drawString(72, 700, "Keep this form for 3 years. Do not send it to the IRS.")
+        pdf.showPage()
+    pdf.save()
+    if not with_fields:
+        return buffer.getvalue()
+    writer = IncrementalPdfFileWriter(io.BytesIO(buffer.getvalue()))
+    for name, box in (("Taxpayer", TAXPAYER_FIELD_BOX), ("Spouse", SPOUSE_FIELD_BOX)):
+        fields.append_signature_field(writer, fields.SigFieldSpec(name, box=box, on_page=0))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _draw_8879_page_one(pdf: canvas.Canvas) -> None:
+    pdf.setFont("Helvetica-Bold", 14)
+    pdf.drawString(72, 740, "Form 8879  IRS e-file Signature Authorization  (2025)")
+    pdf.setFont("Helvetica", 9)
+    lines = [
+        "Part I  Tax Return Information - Tax Year Ending December 31, 2025 (Whole dollars only)",
+        "1  Adjusted gross income ................................................  1   84,210",
+        "2  Total tax ............................................................  2    9,877",
+        "3  Federal income tax withheld from Form(s) W-2 and Form(s) 1099 .......  3   11,002",
+        "4  Amount you want refunded to you .....................................  4    1,125",
+        "",
+        "Part II  Taxpayer Declaration and Signature Authorization",
+        "Under penalties of perjury, we declare that we have examined a copy of our electronic individual",
+        "income tax return and accompanying schedules and statements, and to the best of our knowledge and",
+        "belief, they are true, correct, and complete. We authorize the ERO to enter our PIN as signature.",
+    ]
+    for number, line in enumerate(lines):
+        pdf.drawString(72, 700 - 14 * number, line)
+    for label, y in (("Your signature", TAXPAYER_LINE_Y), ("Spouse's signature", SPOUSE_LINE_Y)):
+        pdf.drawString(72, y + 4, label)
+        pdf.line(160, y, 400, y)
+        pdf.drawString(420, y + 4, "Date")
+        pdf.line(450, y, 540, y)
+    pdf.drawString(72, 200, "Part III  Certification and Authentication - ERO's EFIN/PIN")
+    pdf.drawString(72, 186, "ERO's signature ___________________________   Date ____________")
+    pdf.showPage()
+
+
+# --- looking at rendered pages (poppler) ---------------------------------------------------------------
+
+
+def poppler_tool(name: str) -> str:
+    """Path of a poppler-utils program; missing on CI fails the test run, elsewhere it skips the test."""
+    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if found is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{name} is missing on CI: install poppler-utils")
+        pytest.skip(f"{name} (poppler-utils) is not installed")
+    return found
+
+
+def render_page(pdf: bytes, page: int, dpi: int = 144) -> Image.Image:
+    """Page `page` (1 = first) as an RGB image, drawn by poppler's pdftoppm, annotations included."""
+    tool = poppler_tool("pdftoppm")
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.pdf"
+        source.write_bytes(pdf)
+        subprocess.run(
+            [tool, "-f", str(page), "-l", str(page), "-r", str(dpi), "-png", "-singlefile", str(source),
+             str(Path(folder) / "out")],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        with Image.open(Path(folder) / "out.png") as image:
+            return image.convert("RGB")
+
+
+def changed_area(before: Image.Image, after: Image.Image) -> tuple[tuple[int, int, int, int] | None, int]:
+    """Bounding box (pixels) of everything drawn between two renderings, and how many pixels changed."""
+    difference = ImageChops.difference(before.convert("L"), after.convert("L"))
+    changed = difference.point(lambda value: 255 if value > 40 else 0)
+    return changed.getbbox(), changed.histogram()[255]
+
+
+def box_in_pixels(
+    box: tuple[float, float, float, float], page_height: float, dpi: int = 144
+) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) in PDF points from the lower left -> (left, top, right, bottom) image pixels."""
+    scale = dpi / 72
+    x1, y1, x2, y2 = box
+    return x1 * scale, (page_height - y2) * scale, x2 * scale, (page_height - y1) * scale
+
+
+def page_text(pdf: bytes, page: int) -> str:
+    """Text poppler extracts from one page, annotation appearances (stamps, the certificate) included."""
+    tool = poppler_tool("pdftotext")
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "in.pdf"
+        source.write_bytes(pdf)
+        done = subprocess.run(
+            [tool, "-f", str(page), "-l", str(page), "-layout", str(source), "-"],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return done.stdout

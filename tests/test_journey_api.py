@@ -99,7 +99,8 @@ async def test_single_return_from_invite_to_completed(api, worker, settings) -> 
             pdfsign.read_signatures, pdf.content, [settings.data_dir / "signing" / "dev-ca-cert.pem"]
         )
         assert [(r.field_name, r.intact, r.valid, r.trusted) for r in reports] == [
-            ("Taxpayer", True, True, True)
+            ("Taxpayer", True, True, True),
+            ("PorticoSeal", True, True, True),  # the certification that closes the document
         ]
         assert final["documents"][0]["signed"] is True
         assert await latest(preparer, "completed", "ada@firm.test")
@@ -147,6 +148,7 @@ async def test_joint_return_needs_both_signatures(api, worker, settings) -> None
         assert [(r.field_name, r.intact, r.trusted) for r in reports] == [
             ("Taxpayer", True, True),
             ("Spouse", True, True),
+            ("PorticoSeal", True, True),
         ]
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -20,6 +24,7 @@ from activities.delivery import (
     TwilioConfig,
 )
 from activities.engagement import EngagementActivities
+from core import audit_chain
 from core.config import Settings
 from core.context import Resources
 from workflows.client import connect
@@ -64,6 +69,25 @@ def message_backends(settings: Settings) -> dict[str, MessageBackend]:
 
 def load_pdf_signer(settings: Settings) -> pdfsign.signers.SimpleSigner:
     """Loads the signing key once per worker; a broken key stops start-up, not the first signature."""
+    try:
+        signer = _load_configured_signer(settings)
+        _off_the_loop(pdfsign.self_test, signer)
+    except pdfsign.SigningSetupError as error:
+        log.error("cannot start: %s", error)  # the one line an operator needs, above the traceback
+        raise
+    if settings.tsa_url:
+        _check_time_stamp_authority(settings, signer)
+    return signer
+
+
+def _off_the_loop(function: Callable[..., object], *args: object) -> None:
+    # pyHanko's sync API calls asyncio.run, which refuses to run where an event loop is already running
+    # (build_worker is called from async code); a short-lived thread has none.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(function, *args).result()
+
+
+def _load_configured_signer(settings: Settings) -> pdfsign.signers.SimpleSigner:
     if settings.signing_key is not None:
         return pdfsign.load_signer(
             settings.signing_key,
@@ -79,6 +103,18 @@ def load_pdf_signer(settings: Settings) -> pdfsign.signers.SimpleSigner:
     return pdfsign.load_signer(paths.signing_key, paths.signing_cert, [paths.ca_cert])
 
 
+def _check_time_stamp_authority(settings: Settings, signer: pdfsign.signers.SimpleSigner) -> None:
+    # Also measures the token size once, so the first B-T signature reserves the right space. A TSA that
+    # is down now may be back by the first signature (those retry), so this warns instead of failing.
+    timestamper = pdfsign.timestamper_for(settings.tsa_url, settings.tsa_timeout_seconds)
+    try:
+        _off_the_loop(pdfsign.contents_reservation, signer, timestamper)
+    except Exception as error:
+        log.warning("time-stamp authority %s does not answer yet: %s", settings.tsa_url, error)
+    else:
+        log.info("signatures are time-stamped by %s (PAdES B-T)", settings.tsa_url)
+
+
 def build_worker(
     client: Client, resources: Resources, *, task_queue: str | None = None, activity_threads: int = 16
 ) -> Worker:
@@ -92,6 +128,7 @@ def build_worker(
         activities=acts.all(),
         activity_executor=ThreadPoolExecutor(activity_threads),
         max_concurrent_activities=activity_threads,
+        graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
@@ -99,8 +136,27 @@ async def run_worker(settings: Settings) -> None:
     resources = Resources.from_settings(settings)
     client = await connect(settings, resources.cipher)
     worker = build_worker(client, resources)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
-    await worker.run()
+    sealer = asyncio.create_task(_seal_audit_log(resources, stop))
+    async with worker:  # on exit: stop polling, let running activities finish (graceful_shutdown_timeout)
+        await stop.wait()
+    await sealer
+    log.info("worker stopped")
+
+
+async def _seal_audit_log(resources: Resources, stop: asyncio.Event, every: float = 2.0) -> None:
+    """Links new audit entries into the hash chain a moment after they are written."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(audit_chain.seal_pending, resources.engine)
+        except Exception:  # a database hiccup must not stop the worker; the next round catches up
+            log.exception("sealing the audit log failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 def main(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core.actor import SYSTEM, Actor
@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         RegisterResult,
         RequestCode,
         SaveSignature,
+        SealDocuments,
+        SealResult,
         SendDocuments,
         SendInvite,
         SignDocument,
@@ -54,7 +56,10 @@ with workflow.unsafe.imports_passed_through():
         VerifyResult,
     )
 
-QUICK = timedelta(seconds=30)
+# A crashed worker's activity is retried only when its start-to-close timeout lapses: keep them short
+# (each is idempotent, so an early retry under load costs nothing but time).
+QUICK = timedelta(seconds=20)
+SIGNING = timedelta(seconds=30)
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
@@ -93,6 +98,9 @@ class EngagementWorkflow:
     async def run(self, inp: EngagementInput) -> str:
         await self._record("engagement.created", SYSTEM, {"tax_year": str(inp.tax_year)})
         await workflow.wait_condition(lambda: self.cancelled or self._all_signed())
+        # The last signature's own handler may still be writing its audit entry: the certificate of
+        # completion must include it, so let every running handler finish first.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         if not self.cancelled:
             await self._finalise()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -100,6 +108,24 @@ class EngagementWorkflow:
 
     async def _finalise(self) -> None:
         await self._record("engagement.signed", SYSTEM)
+        try:
+            sealed: SealResult = await workflow.execute_activity(
+                "seal_documents",
+                SealDocuments(self.inp.engagement_id, workflow.now()),
+                result_type=SealResult,
+                # One pyHanko signature per document plus the certificate: seconds, even for a big return.
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RETRY,
+            )
+        except ActivityError as err:
+            # Only a non-retryable failure lands here (a document pyHanko cannot seal): tell the preparer.
+            await self._flag(f"Sealing the signed documents failed: {err.cause or err}")
+            return
+        await self._record(
+            "documents.sealed",
+            SYSTEM,
+            {"documents": str(len(sealed.document_ids)), "certificate_sha256": sealed.certificate_sha256},
+        )
         await self._message("preparer", Channel.EMAIL, "completed", key="completed")
         self.completed = True
         await self._record("engagement.completed", SYSTEM)
@@ -319,6 +345,9 @@ class EngagementWorkflow:
             retry_policy=RETRY,
         )
         signer.verified_at = workflow.now()
+        if req.role in self._roles_owing_signatures():  # documents arrived before this signer was ready
+            channel = signer.invite_channel or Channel.EMAIL
+            self._spawn(self._message(req.role, channel, "documents_ready", key=f"docs:{req.role}:verified"))
         self._clear_attention()
         await self._record("verification.completed", req.actor, {"role": req.role, "channel": channel})
         return VerifyResult(ok=True)
@@ -352,6 +381,9 @@ class EngagementWorkflow:
             await self._remind(
                 role, signer.invite_channel or Channel.EMAIL, "verify_reminder", number, moved_on
             )
+        # Still not verified one more interval after the last reminder: the preparer should call.
+        if not await self._wait(moved_on, self.schedule.verify_reminder_after):
+            await self._flag(f"The {role} created an account but has not verified it.")
 
     # ---- documents and signatures ----------------------------------------------------------------
 
@@ -417,10 +449,11 @@ class EngagementWorkflow:
                     "sign_document",
                     SignRequest(self.inp.engagement_id, req.document_id, req.role, req.actor, workflow.now()),
                     result_type=SignResult,
-                    start_to_close_timeout=timedelta(minutes=2),
+                    start_to_close_timeout=SIGNING,
                     retry_policy=RETRY,
                 )
             doc.signed_roles.append(req.role)
+            self._clear_attention()  # signing again: whatever stalled has moved
         finally:
             self.signing_in_progress.discard((req.document_id, req.role))
         self.last_signed_at = workflow.now()
@@ -450,19 +483,28 @@ class EngagementWorkflow:
         if await self._wait(moved_on, self.schedule.signature_reminder_first):
             return
         for number in range(1, self.schedule.signature_reminders_max + 1):
-            for role in self._roles_owing_signatures():
-                signer = self.signers[role]
-                await self._remind(
-                    role,
-                    signer.invite_channel or Channel.EMAIL,
-                    "signature_reminder",
-                    number,
-                    moved_on,
-                    key_suffix=str(round_number),
-                )
+            # Each signer on their own: one held back by quiet hours must not hold back the other.
+            await asyncio.gather(
+                *(self._remind_to_sign(role, number, round_number, moved_on) for role in self._remindable())
+            )
             if await self._wait(moved_on, self.schedule.signature_reminder_interval):
                 return
         await self._flag("Documents are still unsigned after every reminder.")
+
+    def _remindable(self) -> list[str]:
+        """Who owes a signature and can act on a reminder (an uninvited spouse waits on the preparer)."""
+        return [role for role in self._roles_owing_signatures() if self.signers[role].verified_at is not None]
+
+    async def _remind_to_sign(
+        self, role: str, number: int, round_number: int, round_over: Callable[[], bool]
+    ) -> None:
+        def signed_or_over() -> bool:
+            return round_over() or role not in self._roles_owing_signatures()
+
+        channel = self.signers[role].invite_channel or Channel.EMAIL
+        await self._remind(
+            role, channel, "signature_reminder", number, signed_or_over, key_suffix=str(round_number)
+        )
 
     # ---- cancel, unlock, activity ----------------------------------------------------------------
 

@@ -16,9 +16,11 @@ def stage_of(wf: EngagementWorkflow) -> str:
         return Stage.CANCELLED
     if wf.completed:
         return Stage.COMPLETED
-    if wf.attention is not None:
+    stage = main_stage(wf)
+    # An expired link says more than "needs attention": both wait on the preparer, this one says why.
+    if wf.attention is not None and stage != Stage.EXPIRED:
         return Stage.NEEDS_ATTENTION
-    return main_stage(wf)
+    return stage
 
 
 def main_stage(wf: EngagementWorkflow) -> str:

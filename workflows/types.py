@@ -161,6 +161,7 @@ class DocumentSpec:
     size: int
     pages: int
     required_roles: list[str] = field(default_factory=list)
+    signature_boxes: list[SignatureBox] = field(default_factory=list)  # where the preparer wants stamps
 
 
 @dataclass(frozen=True)
@@ -348,3 +349,29 @@ class SignRequest:
     role: str
     actor: Actor
     at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureBox:
+    """A rectangle the preparer drew for one signer's stamp, in PDF points from the page's lower left."""
+
+    role: str
+    page: int  # 1 = first page
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class SealDocuments:
+    """Append the certificate of completion to every signed document and lock it against changes."""
+
+    engagement_id: int
+    at: datetime  # the certificate's "completed at"; audit entries after it stay out of the certificate
+
+
+@dataclass(frozen=True)
+class SealResult:
+    document_ids: list[int]
+    certificate_sha256: str
