@@ -15,10 +15,14 @@ from core import models  # noqa: F401  (registers the tables)
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A request holds its connection while it waits on the workflow: size the pool past the
+        # server's thread pool (40) so a burst of uploads or signatures queues instead of failing.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
 import sys
@@ -25,16 +26,35 @@ from workflows.client import data_converter
 
 BIN = Path(sys.executable).parent
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PG_URL = os.environ.get("PORTICO_TEST_DATABASE_URL", "")
+LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@functools.cache
+def _postgres_url() -> str | None:
+    """PORTICO_TEST_DATABASE_URL, else the local server if one answers (so `make test` needs no setup)."""
+    url = os.environ.get("PORTICO_TEST_DATABASE_URL") or LOCAL_PG
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return url
+    except Exception:
+        if os.environ.get("PORTICO_TEST_DATABASE_URL"):
+            raise  # asked for explicitly: a broken URL is an error, not a skip
+        return None
+    finally:
+        engine.dispose()
 
 
 def postgres_or_skip() -> str:
     """The PostgreSQL URL; on CI a missing server fails the run instead of skipping."""
-    if not PG_URL:
+    url = _postgres_url()
+    if url is None:
         if ON_CI:
-            pytest.fail("PORTICO_TEST_DATABASE_URL is not set on CI: PostgreSQL tests must run")
-        pytest.skip("PORTICO_TEST_DATABASE_URL not set")
-    return PG_URL
+            pytest.fail("PostgreSQL is not reachable on CI: the PostgreSQL tests must run")
+        pytest.skip("no PostgreSQL server reachable (set PORTICO_TEST_DATABASE_URL)")
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +69,7 @@ def settings(tmp_path: Path, master_key: str) -> Settings:
         data_dir=tmp_path / "var",
         encryption_key=master_key,
         task_queue=f"tq-{uuid.uuid4().hex[:8]}",
+        workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         public_url="http://portico.test",
         _env_file=None,  # type: ignore[call-arg]
     )
@@ -67,12 +88,25 @@ def fresh_postgres_database() -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
+def drop_postgres_database(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """The same settings on SQLite, then on PostgreSQL."""
-    if request.param == "postgres":
-        settings.database_url = fresh_postgres_database()
-    return settings
+def db_settings(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Settings]:
+    """The same settings on SQLite, then on PostgreSQL (a fresh database, dropped afterwards)."""
+    if request.param != "postgres":
+        yield settings
+        return
+    settings.database_url = fresh_postgres_database()
+    yield settings
+    drop_postgres_database(settings.database_url)
 
 
 @pytest.fixture
