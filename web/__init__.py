@@ -1,5 +1,6 @@
-"""Server-rendered pages (Jinja2 + htmx). The portal pages build on the API's rules."""
+"""Server-rendered pages (Jinja2 + htmx). The portal pages build on the API's rules (`api.services`)."""
 
 from pathlib import Path
 
 STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATES_DIR = Path(__file__).parent / "templates"

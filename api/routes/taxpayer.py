@@ -31,7 +31,7 @@ from api.schemas import (
     TaxpayerLoginIn,
     VerifyIn,
 )
-from api.services import accounts, new_device, portal
+from api.services import accounts, new_device, portal, throttling
 from api.services.accounts import channels
 
 router = APIRouter(prefix="/api", tags=["taxpayer"])
@@ -57,7 +57,12 @@ def password_hints(body: PasswordHintsIn) -> PasswordHintsOut:
     return PasswordHintsOut(ok=bool(body.password) and not problems, problems=problems)
 
 
-@router.post("/invitations/{token}/register", response_model=RegisterOut, status_code=201)
+@router.post(
+    "/invitations/{token}/register",
+    response_model=RegisterOut,
+    status_code=201,
+    dependencies=[throttling.REGISTER],
+)
 async def register(
     token: str,
     body: RegisterIn,
@@ -79,6 +84,7 @@ async def register(
 @router.post(
     "/taxpayer/login",
     response_model=MeOut,
+    dependencies=[throttling.TAXPAYER_LOGIN],
     responses={202: {"model": LoginChallengeOut, "description": "new browser: a one-time code is needed"}},
 )
 def login(
@@ -102,7 +108,9 @@ def login(
     return challenge
 
 
-@router.post("/taxpayer/login/code", response_model=CodeSentOut)
+@router.post(
+    "/taxpayer/login/code", response_model=CodeSentOut, dependencies=[throttling.TAXPAYER_LOGIN_CODE_SEND]
+)
 async def send_login_code(
     body: CodeRequest, request: Request, db: SessionDep, resources: ResourcesDep, outbox: OutboxDep
 ) -> CodeSentOut:
@@ -116,7 +124,7 @@ async def send_login_code(
     )
 
 
-@router.post("/taxpayer/login/verify", response_model=MeOut)
+@router.post("/taxpayer/login/verify", response_model=MeOut, dependencies=[throttling.TAXPAYER_LOGIN_CODE])
 def finish_login(
     body: VerifyIn, request: Request, response: Response, db: SessionDep, resources: ResourcesDep
 ) -> MeOut:
@@ -156,7 +164,7 @@ def me(account: CurrentTaxpayer, signer: CurrentSigner, db: SessionDep) -> MeOut
 # ---- verification --------------------------------------------------------------------------------
 
 
-@router.post("/taxpayer/code", response_model=CodeSentOut)
+@router.post("/taxpayer/code", response_model=CodeSentOut, dependencies=[throttling.CODE_SEND])
 async def request_code(
     body: CodeRequest, request: Request, signer: CurrentSigner, client: TemporalDep
 ) -> CodeSentOut:
@@ -169,7 +177,7 @@ async def request_code(
     )
 
 
-@router.post("/taxpayer/verify", response_model=Done)
+@router.post("/taxpayer/verify", response_model=Done, dependencies=[throttling.CODE])
 async def verify(
     body: VerifyIn,
     request: Request,

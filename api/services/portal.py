@@ -19,6 +19,7 @@ from api.documents import chat_of, documents_of, owned_document, safe_filename, 
 from api.schemas import ChatOut, DocumentOut, MeOut
 from api.services import ServiceError
 from api.services.accounts import channels
+from api.services.upload_checks import pdf_problem
 from core import audit
 from core.actor import Actor
 from core.context import Resources
@@ -152,9 +153,14 @@ async def store_uploads(
             raise ServiceError(
                 status.HTTP_413_CONTENT_TOO_LARGE, f"{name} is larger than {limit // (1024 * 1024)} MB."
             )
+        if not data:
+            raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} is empty.")
         kind = sniff_upload(data)  # by content: a renamed .exe is still refused
         if kind is None:
             raise ServiceError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, REFUSED_TYPE.format(name=name))
+        problem = pdf_problem(data) if kind == "application/pdf" else None
+        if problem:
+            raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: {problem}")
         accepted.append((name, data, kind))
     for name, data, kind in accepted:
         key = resources.store.new_key("uploads")

@@ -1,0 +1,121 @@
+"""Browser-facing protections: security headers on every response, CSRF tokens on every page form.
+
+CSRF uses a signed double-submit token: a random secret in an HttpOnly cookie, and in each form (and in
+the `X-CSRF-Token` header htmx and fetch send) an HMAC of that secret under a server key, so a cookie
+planted by a neighbouring site is useless without the key. The JSON API keeps its SameSite=Lax cookies;
+on top of that, any state-changing request a browser marks as cross-site is refused outright.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from fastapi import HTTPException, Request, Response, status
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.services import cookies
+from core.context import Resources
+
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# The OpenAPI pages load Swagger UI / ReDoc with inline scripts: they keep the other headers only.
+_NO_CSP_PREFIXES = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Adds the headers unless a route already chose its own (downloads set a stricter sandbox CSP)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if method not in SAFE_METHODS and headers.get("sec-fetch-site") == "cross-site":
+            response = Response("Cross-site request refused.", status_code=403, media_type="text/plain")
+            await response(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.decode().lower() for k, _ in message.get("headers", [])}
+                extra = [
+                    ("x-content-type-options", "nosniff"),
+                    ("referrer-policy", "same-origin"),
+                    ("x-frame-options", "DENY"),
+                    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+                    ("cross-origin-opener-policy", "same-origin"),
+                ]
+                if not path.startswith(_NO_CSP_PREFIXES):
+                    extra.append(("content-security-policy", CONTENT_SECURITY_POLICY))
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k.encode(), v.encode()) for k, v in extra if k not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ---- CSRF --------------------------------------------------------------------------------------------
+
+
+def _sign(resources: Resources, secret: str) -> str:
+    mac = hmac.new(resources.cipher.derive_key("csrf"), secret.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def csrf_token(request: Request, resources: Resources) -> str:
+    """The token for this browser's forms; creates the secret (set by `issue_csrf_cookie`) if needed."""
+    secret = request.cookies.get(cookies.name(resources, cookies.CSRF)) or getattr(
+        request.state, "csrf_secret", None
+    )
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        request.state.csrf_secret = secret
+        request.state.csrf_new = True
+    return _sign(resources, secret)
+
+
+def issue_csrf_cookie(request: Request, response: Response, resources: Resources) -> None:
+    if getattr(request.state, "csrf_new", False):
+        cookies.put(response, resources, cookies.CSRF, request.state.csrf_secret)
+
+
+async def check_csrf(request: Request) -> None:
+    """Router dependency for the pages: refuses a state-changing request without a valid token."""
+    if request.method in SAFE_METHODS:
+        return
+    resources: Resources = request.app.state.resources
+    secret = request.cookies.get(cookies.name(resources, cookies.CSRF))
+    given = request.headers.get(CSRF_HEADER)
+    if not given:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        given = value if isinstance(value, str) else None
+    if not (secret and given and hmac.compare_digest(given, _sign(resources, secret))):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "This form has expired. Reload the page and try again."
+        )
