@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from datetime import timedelta
+
+from sqlmodel import Session, col, delete
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from api.dashboard import all_terms
 from api.schemas import EngagementCreate, SignerIn
 from core.config import Settings
 from core.context import Resources
 from core.identity import contact_digest, identity_digest, mask_email, mask_phone
-from core.models import Engagement, Preparer, Role, Signer
+from core.models import Engagement, EngagementSearchTerm, FirmSettings, Preparer, Role, Signer
 from workflows import workflow_id
 from workflows.engagement import EngagementWorkflow
 from workflows.types import EngagementInput, Schedule, SignerProfile
@@ -19,6 +22,28 @@ from workflows.types import EngagementInput, Schedule, SignerProfile
 def schedule_from(settings: Settings) -> Schedule:
     fields = Schedule.__dataclass_fields__
     return Schedule(**{name: getattr(settings, name) for name in fields})
+
+
+def schedule_for(db: Session, settings: Settings, firm_id: int) -> Schedule:
+    """The installation's schedule with the firm's own reminder timings and quiet hours on top."""
+    base = schedule_from(settings)
+    firm = db.get(FirmSettings, firm_id)
+    if firm is None:
+        return base
+    return Schedule(
+        **{
+            **base.__dict__,
+            "invite_reminder_interval": timedelta(days=firm.invite_reminder_days),
+            "invite_reminders_max": firm.invite_reminders_max,
+            "invite_expires_after": timedelta(days=firm.invite_expires_days),
+            "verify_reminder_after": timedelta(hours=firm.verify_reminder_hours),
+            "signature_reminder_first": timedelta(days=firm.signature_reminder_first_days),
+            "signature_reminder_interval": timedelta(days=firm.signature_reminder_interval_days),
+            "signature_reminders_max": firm.signature_reminders_max,
+            "quiet_hours_start": firm.quiet_hours_start,
+            "quiet_hours_end": firm.quiet_hours_end,
+        }
+    )
 
 
 def _signer_row(resources: Resources, engagement_id: int, role: Role, data: SignerIn) -> Signer:
@@ -61,6 +86,10 @@ async def create_engagement(
     ]
     for row, _ in signers:
         db.add(row)
+    # The dashboard searches these words (names, email, phone digits); identity data, not pipeline state.
+    contacts = [(row.first_name, row.last_name, row.email, row.phone) for row, _ in signers]
+    for term in all_terms(contacts):
+        db.add(EngagementSearchTerm(firm_id=engagement.firm_id, term=term, engagement_id=engagement.id or 0))
     db.commit()
     inp = EngagementInput(
         engagement_id=engagement.id or 0,
@@ -68,7 +97,7 @@ async def create_engagement(
         preparer_id=engagement.preparer_id,
         tax_year=engagement.tax_year,
         signers=[profile_of(resources, row, ssn) for row, ssn in signers],
-        schedule=schedule_from(resources.settings),
+        schedule=schedule_for(db, resources.settings, engagement.firm_id),
     )
     try:
         await client.start_workflow(
@@ -80,6 +109,7 @@ async def create_engagement(
         )
     except Exception:
         # Without its workflow the engagement could never move: take the rows back, the caller retries.
+        db.exec(delete(EngagementSearchTerm).where(col(EngagementSearchTerm.engagement_id) == engagement.id))
         for row, _ in signers:
             db.delete(row)
         db.delete(engagement)

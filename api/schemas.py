@@ -17,6 +17,9 @@ ChannelName = Literal["email", "sms"]
 class Login(BaseModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=256)
+    code: str | None = Field(
+        None, max_length=40, description="authenticator code or recovery code, once two-step login is set up"
+    )
 
 
 class TaxpayerLogin(BaseModel):
@@ -131,6 +134,7 @@ class EngagementPage(BaseModel):
     total: int
     page: int
     per_page: int
+    counts: dict[str, int] = Field(default_factory=dict, description="per stage, before the stage filter")
 
 
 class InviteIn(BaseModel):
@@ -231,3 +235,60 @@ class ChatOut(BaseModel):
 
 class Done(BaseModel):
     message: str
+
+
+# ---- taxpayer portal: new-device login, device memory --------------------------------------------
+
+
+class TaxpayerLoginIn(TaxpayerLogin):
+    remember_device: bool = Field(False, description="trust this browser for 30 days once the code is in")
+
+
+class LoginChallengeOut(BaseModel):
+    """The password was right, but this browser is new: a one-time code is needed too."""
+
+    next: Literal["login_code"]
+    message: str
+    channels: list[CodeChannel]
+
+
+class VerifyIn(CodeIn):
+    remember_device: bool = False
+
+
+class PasswordHintsIn(BaseModel):
+    password: str = Field("", max_length=256)
+    username: str = Field("", max_length=64)
+    email: str = Field("", max_length=254)
+
+
+class PasswordHintsOut(BaseModel):
+    ok: bool
+    problems: list[str]
+
+
+# ---- preparer login with a second factor ---------------------------------------------------------
+
+
+class PreparerLoginOut(BaseModel):
+    """`next`: "done" (logged in), "code" (send the authenticator code to /api/preparer/login/code),
+    "enrol" (logged in, but set up two-step login: /api/preparer/mfa/enrol)."""
+
+    message: str
+    next: Literal["done", "code", "enrol"]
+
+
+class SecondFactorIn(BaseModel):
+    code: str = Field(
+        min_length=6, max_length=40, description="6-digit authenticator code or a recovery code"
+    )
+
+
+class MfaEnrolOut(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class RecoveryCodesOut(BaseModel):
+    message: str
+    recovery_codes: list[str]

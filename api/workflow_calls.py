@@ -34,7 +34,9 @@ def workflow_prefix(client: Client) -> str:
 
 
 def handle_for(client: Client, engagement_id: int) -> WorkflowHandle[EngagementWorkflow, Any]:
-    return client.get_workflow_handle_for(EngagementWorkflow.run, workflow_id(engagement_id, workflow_prefix(client)))
+    return client.get_workflow_handle_for(
+        EngagementWorkflow.run, workflow_id(engagement_id, workflow_prefix(client))
+    )
 
 
 async def update(

@@ -25,6 +25,27 @@ app = typer.Typer(
     help="Portico: client portal and e-signature pipeline for tax preparers.", no_args_is_help=True
 )
 DEMO_EMAIL = "demo@portico.localhost"
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Chain any new entries, then prove the whole audit log is intact (exit 1 naming the first bad entry)."""
+    from core import audit_chain
+
+    resources = Resources.from_settings(get_settings())
+    while audit_chain.seal_pending(resources.engine):
+        pass
+    report = audit_chain.verify(resources.engine)
+    if not report.ok:
+        typer.echo(
+            f"BROKEN at audit entry {report.first_broken_id}: {report.reason} "
+            f"({report.checked} entries before it are intact)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"OK: {report.checked} entries, chain intact ({report.pending} still being written)")
 
 
 @app.command()
@@ -49,7 +70,7 @@ def api(host: str | None = None, port: int | None = None) -> None:
         host=host or settings.api_host,
         port=port or settings.api_port,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
     )
 
@@ -179,7 +200,9 @@ def _supervise(processes: list[subprocess.Popen[bytes]]) -> None:
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
@@ -195,6 +218,92 @@ def _supervise(processes: list[subprocess.Popen[bytes]]) -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@app.command("verify-pdf")
+def verify_pdf_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="the PDF to check"),
+) -> None:
+    """Print every signature in a PDF and whether the file matches Portico's record; exit 1 if one fails."""
+    from activities.verification import describe, trust_roots, verify_pdf
+
+    settings = get_settings()
+    resources = Resources.from_settings(settings)
+    with Session(resources.engine) as db:
+        report = verify_pdf(file.read_bytes(), trust_roots(settings), db)
+    typer.echo(describe(report, str(file)))
+    raise typer.Exit(0 if report.all_signatures_hold else 1)
+
+
+@app.command("export-record")
+def export_record_command(
+    engagement_id: int = typer.Argument(..., help="the engagement's number"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="zip to write"),
+) -> None:
+    """Write an engagement's e-signature record (sealed PDFs, certificate, JSON record) to a zip file."""
+    from activities.records import RecordNotReady, export_record
+
+    resources = Resources.from_settings(get_settings())
+    target = output or Path(f"portico-engagement-{engagement_id}-record.zip")
+    with Session(resources.engine) as db:
+        try:
+            archive = export_record(db, resources.store, engagement_id)
+        except LookupError:
+            typer.echo(f"There is no engagement {engagement_id}.", err=True)
+            raise typer.Exit(1) from None
+        except RecordNotReady as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    target.write_bytes(archive)
+    typer.echo(f"Wrote {target} ({len(archive):,} bytes).")
+
+
+@app.command("import-engagements")
+def import_engagements_command(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="CSV, one row per return"
+    ),
+    preparer: str = typer.Option(..., "--preparer", help="email of the preparer importing (their firm's)"),
+    check_only: bool = typer.Option(False, "--check", help="check every row and create nothing"),
+) -> None:
+    """Create engagements from a tax software's CSV export; every row is checked before anything is
+    created, and importing the same file again creates nothing twice."""
+    import asyncio
+
+    # Imported here: the import service pulls in the API layer, which the other commands don't need.
+    from api.services import preparer_import as importer
+    from core.actor import Actor
+    from core.models import ImportBatch
+    from workflows.client import connect
+
+    resources = Resources.from_settings(get_settings())
+    with Session(resources.engine, expire_on_commit=False) as db:
+        who = db.exec(select(Preparer).where(Preparer.email == preparer.strip().lower())).first()
+        if who is None or not who.active:
+            typer.echo(f"There is no active preparer {preparer}.", err=True)
+            raise typer.Exit(1)
+        check = importer.check_file(db, resources, who, file.read_bytes(), file.name)
+        if check.errors:
+            for line, errors in check.errors_by_line():
+                for error in errors:
+                    typer.echo(f"line {line}: {error.column}: {error.message}", err=True)
+            typer.echo(f"{len(check.errors)} problem(s): nothing was imported.", err=True)
+            raise typer.Exit(1)
+        new = check.new_rows
+        typer.echo(f"{len(check.rows)} row(s) checked: {len(new)} new, {check.already} already imported.")
+        if check_only or not new:
+            return
+        actor = Actor(kind="preparer", id=str(who.id), user_agent="portico import-engagements")
+        with typer.progressbar(length=len(new), label="Creating engagements") as bar:
+
+            async def run() -> ImportBatch:
+                client = await connect(resources.settings, resources.cipher)
+                return await importer.run_import(
+                    db, client, resources, actor, who, check, source="cli", progress=lambda *_: bar.update(1)
+                )
+
+            batch = asyncio.run(run())
+    typer.echo(f"Created {batch.created} engagement(s); {batch.skipped} already imported.")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Proxies whose X-Forwarded-For we believe: the audit log's client IPs (the IRS record) depend on it.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -34,11 +36,13 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_ui_port: int = 8233
     task_queue: str = "portico-engagements"
+    # Lets several installations (or test runs) share one Temporal namespace without id clashes.
+    workflow_id_prefix: str = ""
 
     email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     sms_backend: Literal["outbox", "twilio"] = "outbox"
     email_from: str = "Portico <no-reply@portico.localhost>"
-    smtp_host: str = "127.0.0.1"
+    smtp_host: str = ""
     smtp_port: int = 25
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
@@ -78,6 +82,17 @@ class Settings(BaseSettings):
     preparer_idle_timeout: timedelta = timedelta(minutes=15)
     max_upload_bytes: int = 25 * 1024 * 1024
 
+    tsa_url: str = ""  # RFC 3161 time-stamp authority: set it and signatures are PAdES B-T instead of B-B
+    tsa_timeout_seconds: float = 10
+    trust_roots: list[Path] = []  # extra CA certificates verify-pdf trusts, e.g. the time-stamp authority's
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _http_tsa_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("PORTICO_TSA_URL must be an http:// or https:// URL")
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -88,12 +103,42 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'portico.db'}"
         if self.environment == "production":
-            if not self.encryption_key.get_secret_value():
-                raise ValueError("PORTICO_ENCRYPTION_KEY is required outside development")
-            dev_key = _read_dev_key(self.data_dir)
-            if dev_key is not None and dev_key == self.encryption_key.get_secret_value():
-                raise ValueError("PORTICO_ENCRYPTION_KEY is the generated development key; use a real one")
+            self._check_production()
         return self
+
+    def _check_production(self) -> None:
+        """Refuse, at start-up, settings that would run but quietly lose messages or protect nothing."""
+        key = self.encryption_key.get_secret_value()
+        if not key:
+            raise ValueError("PORTICO_ENCRYPTION_KEY is required in production")
+        _decode_key(key)
+        dev_key = _read_dev_key(self.data_dir)
+        if dev_key is not None and dev_key == key:
+            raise ValueError("PORTICO_ENCRYPTION_KEY is the generated development key; use a real one")
+        if self.email_backend == "outbox" or self.sms_backend == "outbox":
+            raise ValueError(
+                "the outbox backend only stores messages; set PORTICO_EMAIL_BACKEND (smtp or "
+                "sendgrid) and PORTICO_SMS_BACKEND (twilio) in production"
+            )
+        missing = [name for name, value in self._backend_credentials() if not value]
+        if missing:
+            raise ValueError(f"missing settings for the chosen message backends: {', '.join(missing)}")
+        if not self.public_url.startswith("https://"):
+            raise ValueError("PORTICO_PUBLIC_URL must be the https:// address clients open")
+
+    def _backend_credentials(self) -> list[tuple[str, str]]:
+        needed: list[tuple[str, str]] = []
+        if self.email_backend == "smtp":
+            needed.append(("PORTICO_SMTP_HOST", self.smtp_host))
+        if self.email_backend == "sendgrid":
+            needed.append(("PORTICO_SENDGRID_API_KEY", self.sendgrid_api_key.get_secret_value()))
+        if self.sms_backend == "twilio":
+            needed += [
+                ("PORTICO_TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("PORTICO_TWILIO_AUTH_TOKEN", self.twilio_auth_token.get_secret_value()),
+                ("PORTICO_TWILIO_FROM_NUMBER", self.twilio_from_number),
+            ]
+        return needed
 
     @property
     def is_development(self) -> bool:

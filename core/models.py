@@ -72,6 +72,11 @@ class Engagement(SQLModel, table=True):
     preparer_id: int = Field(foreign_key="preparer.id", index=True)
     tax_year: int
     created_at: datetime = _created()
+    # The certificate of completion, rendered once when the last signature is in and sealed into each
+    # signed document; exports reuse these bytes so every copy of the certificate is the same.
+    certificate_key: str | None = None
+    certificate_sha256: str | None = None
+    sealed_at: datetime | None = _when(nullable=True)
 
     @property
     def workflow_id(self) -> str:
@@ -130,6 +135,8 @@ class Document(SQLModel, table=True):
     current_sha256: str
     uploaded_by: str  # "preparer:<id>" or "taxpayer:<role>"
     created_at: datetime = _created()
+    signature_boxes: str = "[]"  # JSON list of SignatureBox the preparer placed; empty: fields or default
+    sealed_at: datetime | None = _when(nullable=True)  # current_key is then the sealed, locked version
 
 
 class Signature(SQLModel, table=True):
@@ -144,6 +151,7 @@ class Signature(SQLModel, table=True):
     sha256_after: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    version_key: str | None = None  # the document as this signature left it; every version is kept
 
 
 class ChatMessage(SQLModel, table=True):
@@ -186,6 +194,10 @@ class AuditEntry(SQLModel, table=True):
     ip: str | None = None
     user_agent: str | None = None
     at: datetime = _created()
+    # Hash chain (core/audit_chain.py): filled in order by the sealer, each entry committing to the last.
+    chain_seq: int | None = Field(default=None, unique=True)
+    prev_hash: str | None = None
+    entry_hash: str | None = None
 
 
 class EngagementStatus(SQLModel, table=True):
@@ -194,6 +206,22 @@ class EngagementStatus(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_status_firm_stage_since", "firm_id", "stage", "waiting_since"),
         sa.Index("ix_status_firm_activity", "firm_id", "last_activity_at"),
+        # The preparer dashboard (api/dashboard.py): one index per sortable column, firm first and the
+        # engagement id last, so every page is an index range scan however the table is sorted; and the
+        # two filters it offers (stage, preparer) with the default sort.
+        sa.Index("ix_status_firm_id", "firm_id", "engagement_id"),
+        sa.Index("ix_status_firm_name", "firm_id", "taxpayer_name", "engagement_id"),
+        sa.Index("ix_status_firm_year", "firm_id", "tax_year", "engagement_id"),
+        sa.Index("ix_status_firm_waiting_on", "firm_id", "waiting_on", "engagement_id"),
+        sa.Index("ix_status_firm_since", "firm_id", "waiting_since", "engagement_id"),
+        sa.Index("ix_status_firm_reminders", "firm_id", "reminders_sent", "engagement_id"),
+        sa.Index("ix_status_firm_activity_id", "firm_id", "last_activity_at", "engagement_id"),
+        sa.Index("ix_status_firm_stage_activity", "firm_id", "stage", "last_activity_at", "engagement_id"),
+        sa.Index("ix_status_firm_stage_waiting", "firm_id", "stage", "waiting_since", "engagement_id"),
+        sa.Index(
+            "ix_status_firm_preparer_activity", "firm_id", "preparer_id", "last_activity_at", "engagement_id"
+        ),
+        sa.Index("ix_status_firm_preparer_stage", "firm_id", "preparer_id", "stage"),  # the counts, filtered
     )
 
     engagement_id: int = Field(primary_key=True, foreign_key="engagement.id")
@@ -220,3 +248,159 @@ class WebSession(SQLModel, table=True):
     last_seen_at: datetime = _created()
     ip: str | None = None
     user_agent: str | None = None
+
+
+class TrustedDevice(SQLModel, table=True):
+    """A browser a taxpayer asked Portico to remember; the cookie holds a random token, this row its hash."""
+
+    token_hash: str = Field(primary_key=True)
+    account_id: int = Field(foreign_key="taxpayeraccount.id", index=True)
+    created_at: datetime = _created()
+    expires_at: datetime = _when(nullable=False)
+    last_used_at: datetime = _created()
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class LoginCode(SQLModel, table=True):
+    """A one-time code for a login from a browser Portico does not know. Account security, not pipeline
+    state: the API writes it. Wrong tries are summed over an account's recent codes, so asking for a new
+    code does not reset them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="taxpayeraccount.id", index=True)
+    attempt_hash: str = Field(index=True)  # the pending login (its session row) this code belongs to
+    channel: str
+    code_digest: str
+    created_at: datetime = _created()
+    expires_at: datetime = _when(nullable=False)
+    used_at: datetime | None = _when(nullable=True)
+    wrong_tries: int = 0
+
+
+# ---- preparer workspace: MFA, firm settings, search, imports (api/services/preparer_*.py) ------------
+
+
+class PreparerMfa(SQLModel, table=True):
+    """A preparer's authenticator (TOTP). The secret is encrypted; `enrolled_at` is set once a code from
+    the app proved the enrolment, and from then on every login needs a code."""
+
+    preparer_id: int = Field(primary_key=True, foreign_key="preparer.id")
+    secret_encrypted: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    created_at: datetime = _created()
+    enrolled_at: datetime | None = _when(nullable=True)
+    last_used_step: int = 0  # the newest TOTP time step accepted: a code is never accepted twice
+    failed_attempts: int = 0
+    locked_until: datetime | None = _when(nullable=True)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One-time recovery codes, shown once at enrolment; only their keyed digests are kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    preparer_id: int = Field(foreign_key="preparer.id", index=True)
+    code_digest: str
+    created_at: datetime = _created()
+    used_at: datetime | None = _when(nullable=True)
+
+
+class PreparerInvite(SQLModel, table=True):
+    """A colleague invited to the firm: the link (its token hashed here) lets them choose a password."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id", index=True)
+    email: str = Field(index=True)
+    name: str
+    token_hash: str = Field(unique=True)
+    invited_by: int = Field(foreign_key="preparer.id")
+    created_at: datetime = _created()
+    expires_at: datetime = _when(nullable=False)
+    accepted_at: datetime | None = _when(nullable=True)
+
+
+class FirmSettings(SQLModel, table=True):
+    """A firm's own reminder schedule, quiet hours and time zone; new engagements start with them."""
+
+    firm_id: int = Field(primary_key=True, foreign_key="firm.id")
+    time_zone: str = "America/New_York"
+    invite_reminder_days: int = 2
+    invite_reminders_max: int = 3
+    invite_expires_days: int = 14
+    verify_reminder_hours: int = 1
+    signature_reminder_first_days: int = 2
+    signature_reminder_interval_days: int = 3
+    signature_reminders_max: int = 4
+    quiet_hours_start: int = 21
+    quiet_hours_end: int = 8
+    updated_at: datetime = _created()
+    updated_by: int | None = None
+
+
+class MessageTemplate(SQLModel, table=True):
+    """A firm's wording for one message (purpose + channel); absent means Portico's default wording."""
+
+    __table_args__ = (sa.UniqueConstraint("firm_id", "purpose", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id", index=True)
+    purpose: str
+    channel: str
+    subject: str = ""
+    body: str
+    updated_at: datetime = _created()
+    updated_by: int | None = None
+
+
+class EngagementSearchTerm(SQLModel, table=True):
+    """Words the dashboard search matches by prefix: names, email, phone digits of every signer.
+
+    Written with the engagement (identity data, not pipeline state). Bytewise ("C") collation on
+    PostgreSQL, as SQLite compares, so `term >= 'smi' AND term < 'smj'` is one index range on both."""
+
+    firm_id: int = Field(primary_key=True)
+    term: str = Field(
+        sa_column=Column(sa.String().with_variant(sa.String(collation="C"), "postgresql"), primary_key=True)
+    )
+    engagement_id: int = Field(primary_key=True, foreign_key="engagement.id", index=True)
+
+
+class ImportBatch(SQLModel, table=True):
+    """One run of a CSV import: who, which file, and what it did."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id", index=True)
+    preparer_id: int = Field(foreign_key="preparer.id")
+    file_name: str
+    file_sha256: str
+    rows: int = 0
+    created: int = 0
+    skipped: int = 0
+    source: str = "web"  # "web" or "cli"
+    created_at: datetime = _created()
+    finished_at: datetime | None = _when(nullable=True)
+
+
+class ImportedRow(SQLModel, table=True):
+    """The stable key of each imported return (firm + tax year + keyed SSN digest): importing the same
+    row again finds it here and creates nothing."""
+
+    __table_args__ = (sa.UniqueConstraint("firm_id", "row_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id")
+    row_key: str
+    batch_id: int = Field(foreign_key="importbatch.id", index=True)
+    engagement_id: int | None = Field(default=None, foreign_key="engagement.id")
+
+
+class ThrottleState(SQLModel, table=True):
+    """Attempts per account or per IP on login, registration, code request and code entry (`core.throttle`).
+
+    Kept in the database so every API process sees the same counts; `key_hash` is a SHA-256 of the key.
+    """
+
+    scope: str = Field(primary_key=True)  # e.g. "taxpayer-login:account", "taxpayer-login:ip"
+    key_hash: str = Field(primary_key=True)
+    attempts: int = 0
+    last_attempt_at: datetime = _created()
+    next_allowed_at: datetime | None = _when(nullable=True)

@@ -1,0 +1,80 @@
+"""The status dashboard page and the fragment htmx polls so rows move by themselves."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from sqlmodel import col, select
+
+from api.dashboard import SORTS, STAGE_LABELS, STAGE_ORDER, DashboardQuery, load_dashboard
+from api.deps import SessionDep
+from core.models import Preparer
+from web.preparer.rendering import CurrentWorkspace, PollingWorkspace, Workspace, page_window, render
+
+router = APIRouter(include_in_schema=False)
+POLL_SECONDS = 5
+
+
+def _query(request: Request) -> DashboardQuery:
+    p = request.query_params
+    return DashboardQuery.parse(
+        stage=p.get("stage"),
+        preparer=p.get("preparer"),
+        q=p.get("q"),
+        sort=p.get("sort"),
+        order=p.get("order"),
+        page=p.get("page"),
+        per_page=p.get("per_page"),
+    )
+
+
+def _context(db: SessionDep, ws: Workspace, query: DashboardQuery) -> dict[str, object]:
+    preparers = db.exec(
+        select(Preparer).where(Preparer.firm_id == ws.preparer.firm_id).order_by(col(Preparer.name))
+    ).all()
+    names = {p.id or 0: p.name for p in preparers}
+    result = load_dashboard(db, ws.preparer.firm_id, query, names)
+    q = result.query
+
+    def link(**changes: object) -> str:
+        return "/preparer?" + urlencode(q.params(**changes))
+
+    def sort_link(column: str) -> str:
+        descending = not q.descending if q.sort == column else column in ("activity", "reminders")
+        return link(sort=column, order="desc" if descending else "asc", page=1)
+
+    return {
+        "ws": ws,
+        "page": "dashboard",
+        "result": result,
+        "q": q,
+        "link": link,
+        "sort_link": sort_link,
+        "sorts": SORTS,
+        "preparers": preparers,
+        "stages": [(s, STAGE_LABELS[s]) for s in STAGE_ORDER],
+        "window": page_window(q.page, result.pages),
+        "poll_url": "/preparer/dashboard/results?" + urlencode(q.params()),
+        "poll_seconds": POLL_SECONDS,
+        "first": (q.page - 1) * q.per_page + 1 if result.total else 0,
+        "last": min(q.page * q.per_page, result.total),
+    }
+
+
+@router.get("/preparer")
+def dashboard(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
+    return render(request, "preparer/dashboard.html", _context(db, ws, _query(request)))
+
+
+@router.get("/preparer/dashboard/results")
+def dashboard_results(request: Request, ws: PollingWorkspace, db: SessionDep) -> Response:
+    """Counts, table and pager: what the page polls every few seconds."""
+    return render(request, "preparer/_results.html", _context(db, ws, _query(request)))
+
+
+@router.get("/engagements/{engagement_id}")
+def engagement_link(engagement_id: int) -> Response:
+    """The address Portico's emails to preparers use (needs attention, completed)."""
+    return RedirectResponse(f"/preparer/engagements/{engagement_id}", status_code=303)
