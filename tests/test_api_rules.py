@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
-
-from core.config import Settings
-from core.context import Resources
 from journey import (
     PASSWORD,
     SPOUSE,
@@ -24,6 +20,10 @@ from journey import (
     outbox,
 )
 from pdfs import make_encrypted_pdf, make_pdf, make_png
+from temporalio.testing import WorkflowEnvironment
+
+from core.config import Settings
+from core.context import Resources
 from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ async def invited(preparer: Any, worker: Resources, data: dict[str, str] = TAXPA
 
 async def test_identity_mismatch_is_refused_without_saying_which_detail(api, worker) -> None:  # type: ignore[no-untyped-def]
     async with api.client() as preparer, api.client() as browser:
-        eid, token = await invited(preparer, worker)
+        _eid, token = await invited(preparer, worker)
         person = Person(browser, TAXPAYER)
         for wrong in (
             {"ssn_last4": "0000"},
@@ -106,7 +106,7 @@ async def test_five_mismatches_lock_the_invitation_until_a_new_link(api, worker)
 
 async def test_wrong_expired_and_reused_codes(api, worker) -> None:  # type: ignore[no-untyped-def]
     async with api.client() as preparer, api.client() as browser:
-        eid, token = await invited(preparer, worker)
+        _eid, token = await invited(preparer, worker)
         assert (
             await browser.post(
                 f"/api/invitations/{token}/register", json=Person(browser, TAXPAYER).registration()
@@ -130,7 +130,7 @@ async def test_wrong_expired_and_reused_codes(api, worker) -> None:  # type: ign
 
 async def test_invite_only_to_the_contact_on_the_return(api, worker) -> None:  # type: ignore[no-untyped-def]
     async with api.client() as preparer:
-        eid, token = await invited(preparer, worker)
+        eid, _token = await invited(preparer, worker)
         elsewhere = await preparer.post(
             f"/api/engagements/{eid}/invite", json={"channel": "email", "destination": "attacker@example.com"}
         )
@@ -148,7 +148,7 @@ async def test_invite_only_to_the_contact_on_the_return(api, worker) -> None:  #
 
 async def test_documents_wait_for_a_verified_portal_and_bad_pdfs_are_refused(api, worker) -> None:  # type: ignore[no-untyped-def]
     async with api.client() as preparer:
-        eid, token = await invited(preparer, worker)
+        eid, _token = await invited(preparer, worker)
         early = await preparer.post(
             f"/api/engagements/{eid}/documents",
             files=[("files", ("8879.pdf", make_pdf(1), "application/pdf"))],
@@ -206,7 +206,7 @@ async def test_cancelled_engagement_refuses_further_steps(api, worker) -> None: 
 
 async def test_weak_password_and_taken_username(api, worker) -> None:  # type: ignore[no-untyped-def]
     async with api.client() as preparer, api.client() as browser:
-        eid, token = await invited(preparer, worker)
+        _eid, token = await invited(preparer, worker)
         person = Person(browser, TAXPAYER)
         for weak in ("short", "password1", "qwertyuiop"):
             response = await browser.post(
