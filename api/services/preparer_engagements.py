@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from fastapi import Request, status
+from fastapi import HTTPException, Request, status
 from sqlmodel import Session, col, select
 from starlette.datastructures import UploadFile as StarletteUpload
 from temporalio.client import Client
@@ -155,6 +155,10 @@ async def send_documents(
     try:
         for item in files:
             specs.append(await _store_pdf(resources, item))
+    except BaseException:
+        _forget(resources, specs)
+        raise
+    try:
         ids: list[int] = await workflow_calls.update(
             client,
             engagement.id or 0,
@@ -162,11 +166,18 @@ async def send_documents(
             SendDocuments(documents=specs, actor=_actor(request, preparer)),
             update_id=f"documents-{specs[0].upload_ref}",
         )
-    except BaseException:
-        for spec in specs:
-            resources.store.delete(spec.storage_key)
+    except HTTPException as exc:
+        # Only a refusal is final. After a timeout or an outage the workflow may already have accepted
+        # the documents, and deleting their files then would leave documents nobody can sign.
+        if exc.status_code == status.HTTP_409_CONFLICT:
+            _forget(resources, specs)
         raise
     return ids
+
+
+def _forget(resources: Resources, specs: list[DocumentSpec]) -> None:
+    for spec in specs:
+        resources.store.delete(spec.storage_key)
 
 
 async def _store_pdf(resources: Resources, item: OutgoingFile) -> DocumentSpec:
