@@ -162,7 +162,9 @@ async def test_new_browser_needs_a_code_and_log_out_everywhere(portal: Portal) -
 
     # Keyboard only: the browser was not remembered, so a code is needed.
     await first.goto(f"{portal.url}/portal/login")
-    await first.keyboard.type("shelby")  # the user name field has focus on arrival
+    # The user name field has focus on arrival (wait for it: typing earlier loses the first keys).
+    await expect(first.get_by_label("User name")).to_be_focused()
+    await first.keyboard.type("shelby")
     await first.keyboard.press("Tab")
     await first.keyboard.type(PASSWORD)
     await first.keyboard.press("Enter")
