@@ -144,6 +144,7 @@ def up() -> None:
     base = settings.public_url.rstrip("/")
     typer.echo(
         "\nPortico is running.\n"
+        f"  Preparers     {base}/preparer   (two-step login is set up at the first login)\n"
         f"  API docs      {base}/docs\n"
         f"  Dev outbox    {base}/dev/outbox   (invitation links and codes land here)\n"
         f"  Temporal UI   http://127.0.0.1:{settings.temporal_ui_port}\n"
