@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
@@ -25,6 +27,12 @@ class Login(BaseModel):
 class TaxpayerLogin(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=256)
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    """The zone names on this system, read once: listing them scans the tz database on disk."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 class SignerIn(BaseModel):
@@ -53,9 +61,7 @@ class SignerIn(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import available_timezones
-
-        if value not in available_timezones():
+        if value not in _time_zones():
             raise ValueError(f"unknown time zone {value!r}")
         return value
 
