@@ -55,11 +55,14 @@ async def worker(
         yield resources
 
 
-async def wait_for_stage(http, engagement_id: int, stage: str, timeout: float = 30) -> dict:  # type: ignore[no-untyped-def]
+async def wait_for_stage(
+    http, engagement_id: int, stage: str, waiting_on: str | None = None, timeout: float = 30
+) -> dict:  # type: ignore[no-untyped-def]
+    """The dashboard row is written just after "Signed!" answers: poll until it shows `stage`."""
     body: dict = {}
     for _ in range(int(timeout / 0.1)):
         body = (await http.get(f"/api/engagements/{engagement_id}")).json()
-        if body["status"]["stage"] == stage:
+        if body["status"]["stage"] == stage and waiting_on in (None, body["status"]["waiting_on"]):
             return body
         await asyncio.sleep(0.1)
     raise AssertionError(f"engagement stayed at {body['status']['stage']}, expected {stage}")
@@ -115,7 +118,7 @@ async def test_joint_return_ends_with_a_sealed_time_stamped_form_8879(
         for doc in ("Form 8879.pdf", "Consent.pdf"):
             signed = await taxpayer.http.post(f"/api/taxpayer/documents/{docs[doc]}/sign")
             assert signed.status_code == 200, signed.text
-        assert (await wait_for_stage(preparer, eid, "signing"))["status"]["waiting_on"] == "spouse"
+        await wait_for_stage(preparer, eid, "signing", waiting_on="spouse")
         assert (
             await spouse.http.post(f"/api/taxpayer/documents/{docs['Form 8879.pdf']}/sign")
         ).status_code == 200

@@ -91,6 +91,8 @@ class EngagementWorkflow:
         # Keyed digest of each signer's current one-time code; kept out of the status query.
         self._code_digest: dict[str, str | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Projection/audit writes an update answered before (see sign_document); finalising waits for them.
+        self._records_in_flight: set[asyncio.Task[None]] = set()
 
     # ---- run -------------------------------------------------------------------------------------
 
@@ -98,12 +100,12 @@ class EngagementWorkflow:
     async def run(self, inp: EngagementInput) -> str:
         await self._record("engagement.created", SYSTEM, {"tax_year": str(inp.tax_year)})
         await workflow.wait_condition(lambda: self.cancelled or self._all_signed())
-        # The last signature's own handler may still be writing its audit entry: the certificate of
-        # completion must include it, so let every running handler finish first.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        # The last signature's audit entry may still be being written: the certificate of completion
+        # must include it, so let every running handler and every such write finish first.
+        await workflow.wait_condition(self._quiet)
         if not self.cancelled:
             await self._finalise()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(self._quiet)
         return self.stage
 
     async def _finalise(self) -> None:
@@ -457,7 +459,9 @@ class EngagementWorkflow:
         finally:
             self.signing_in_progress.discard((req.document_id, req.role))
         self.last_signed_at = workflow.now()
-        await self._record(
+        # The signature is stored: answer "Signed!" now and write the dashboard row and audit entry
+        # beside it (scheduled in the same workflow task as the answer, so a crash cannot lose it).
+        self._record_soon(
             "document.signed", req.actor, {"role": req.role, "document": doc.name, "sha256": result.sha256}
         )
         return result
@@ -544,6 +548,9 @@ class EngagementWorkflow:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _quiet(self) -> bool:
+        return workflow.all_handlers_finished() and not self._records_in_flight
 
     @property
     def _closed(self) -> bool:
@@ -667,10 +674,19 @@ class EngagementWorkflow:
         self.attention = self.attention_since = None
 
     async def _record(self, action: str, actor: Actor, detail: dict[str, str] | None = None) -> None:
+        await self._write(self._transition(action, actor, detail))
+
+    def _record_soon(self, action: str, actor: Actor, detail: dict[str, str] | None = None) -> None:
+        """`_record` without waiting for the write; the version and stage are taken now."""
+        task = asyncio.create_task(self._write(self._transition(action, actor, detail)))
+        self._records_in_flight.add(task)
+        task.add_done_callback(self._records_in_flight.discard)
+
+    def _transition(self, action: str, actor: Actor, detail: dict[str, str] | None) -> Transition:
         self.version += 1
         waiting_on, since = self._waiting()
         now = workflow.now()
-        transition = Transition(
+        return Transition(
             workflow_id=workflow.info().workflow_id,
             engagement_id=self.inp.engagement_id,
             firm_id=self.inp.firm_id,
@@ -684,6 +700,8 @@ class EngagementWorkflow:
             event=AuditEvent(action=action, actor=actor, at=now, detail=detail or {}),
             detail=progress.summary(self),
         )
+
+    async def _write(self, transition: Transition) -> None:
         await workflow.execute_activity(
             "record_transition",
             transition,
