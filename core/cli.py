@@ -155,6 +155,18 @@ def up() -> None:
     _supervise(processes)
 
 
+# The dev server runs one history shard whose transfer queue it polls at most 20 times a second by
+# default, so every activity and workflow task would wait up to ~50 ms to be dispatched: a Sign click
+# spends most of its time there. Lifting the limit costs nothing when idle (the queue is also woken by
+# notifications; the limit only caps polling).
+DEV_SERVER_FLAGS = (
+    "--log-level",
+    "warn",
+    "--dynamic-config-value",
+    "history.transferProcessorMaxPollRPS=1000",
+)
+
+
 def _start_stack(settings: Settings) -> list[subprocess.Popen[bytes]]:
     temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
     if temporal is None:
@@ -176,8 +188,7 @@ def _start_stack(settings: Settings) -> list[subprocess.Popen[bytes]]:
             settings.temporal_namespace,
             "--db-filename",
             str(settings.data_dir / "temporal.db"),
-            "--log-level",
-            "warn",
+            *DEV_SERVER_FLAGS,
         ]
     )
     _wait_for_port(host, int(port or 7233), server)
