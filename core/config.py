@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     task_queue: str = "portico-engagements"
     # Lets several installations (or test runs) share one Temporal namespace without id clashes.
     workflow_id_prefix: str = ""
+    # Engagements a worker keeps in memory (~370 KiB each); others wait on their timers in Temporal and
+    # are replayed from history when one fires. Bounds the worker's memory whatever the season's size.
+    worker_cache_size: Annotated[int, Field(ge=1)] = 500
 
     email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     sms_backend: Literal["outbox", "twilio"] = "outbox"

@@ -128,6 +128,7 @@ def build_worker(
         activities=acts.all(),
         activity_executor=ThreadPoolExecutor(activity_threads),
         max_concurrent_activities=activity_threads,
+        max_cached_workflows=resources.settings.worker_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
