@@ -27,7 +27,10 @@ class Row:
     passed: bool | None
     """None: not measured (a part was missing); the note says why."""
     notes: list[str] = field(default_factory=list)
+    projected: bool = False
+    """The verdict rests on a projection from a smaller measured size (the note gives both)."""
 
     @property
     def verdict(self) -> str:
-        return {True: "pass", False: "MISS", None: "skipped"}[self.passed]
+        verdict = {True: "pass", False: "MISS", None: "skipped"}[self.passed]
+        return f"{verdict} (projected)" if self.projected and self.passed is not None else verdict

@@ -26,6 +26,7 @@ from temporalio.converter import DataConverter
 from activities.signing_keys import ensure_dev_certificates
 from bench import REPO_DIR
 from bench.child import READY
+from core.cli import DEV_SERVER_FLAGS
 from core.config import Settings
 from core.context import Resources
 from core.crypto import Cipher
@@ -67,17 +68,13 @@ class DevServer:
         return out.stdout.strip().removeprefix("temporal version ")
 
 
-# The flags `portico up` starts its dev server with (core/cli.py, _start_stack): keep these in step.
-EMBEDDED_FLAGS = ["--namespace", "default", "--log-level", "warn"]
-# The dev server runs one history shard whose transfer queue is polled at most 20 times a second, so on
-# the embedded stack each activity and workflow task waits up to ~50 ms to be dispatched. A row that
-# measures the worker rather than the engine (P5) lifts that limit and keeps history in memory.
-FAST_FLAGS = ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
+# The flags `portico up` starts its dev server with (core/cli.py, _start_stack).
+EMBEDDED_FLAGS = ["--namespace", "default", *DEV_SERVER_FLAGS]
 
 
 @contextlib.asynccontextmanager
 async def dev_server(work_dir: Path, *, embedded: bool = True) -> AsyncIterator[DevServer]:
-    """`embedded`: exactly as `portico up` runs it (history in an SQLite file); else in memory, fast."""
+    """`embedded`: exactly as `portico up` runs it (history in an SQLite file); else history in memory."""
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     port = free_port()
     args = [
@@ -90,11 +87,7 @@ async def dev_server(work_dir: Path, *, embedded: bool = True) -> AsyncIterator[
         str(port),
         "--headless",
     ]
-    args += (
-        [*EMBEDDED_FLAGS, "--db-filename", str(work_dir / "temporal.db")]
-        if embedded
-        else [*EMBEDDED_FLAGS, *FAST_FLAGS]
-    )
+    args += [*EMBEDDED_FLAGS, "--db-filename", str(work_dir / "temporal.db")] if embedded else EMBEDDED_FLAGS
     (work_dir / "logs").mkdir(parents=True, exist_ok=True)
     proc = Proc("temporal", args, dict(os.environ), work_dir / "logs")
     try:
@@ -179,6 +172,7 @@ class Proc:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
+        log_dir.mkdir(parents=True, exist_ok=True)  # a row run alone (--rows P5) has not made it yet
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
@@ -235,12 +229,8 @@ class Proc:
         self._log.close()
 
 
-def start_worker(
-    settings: Settings, log_dir: Path, *, mode: str = "real", cache: int | None = None, name: str = "worker"
-) -> Proc:
+def start_worker(settings: Settings, log_dir: Path, *, mode: str = "real", name: str = "worker") -> Proc:
     args = [sys.executable, "-m", "bench.worker_proc", "--mode", mode]
-    if cache is not None:
-        args += ["--max-cached-workflows", str(cache)]
     return Proc(name, args, settings_env(settings), log_dir)
 
 
