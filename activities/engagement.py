@@ -309,7 +309,7 @@ class EngagementActivities:
     def seal_documents(self, req: SealDocuments) -> SealResult:
         """Certificate of completion into every signed document, then a signature that locks it."""
         try:
-            return signing.seal_engagement(self.r, self.pdf_signer, req)
+            return signing.seal_engagement(self.r, self.pdf_signer, req, activity.heartbeat)
         except ValueError as exc:
             raise ApplicationError(str(exc), type="UnsealableDocument", non_retryable=True) from exc
 

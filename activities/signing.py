@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from pyhanko.sign import signers
@@ -114,11 +115,17 @@ def _rows(result: object) -> int:
 # --- sealing ---------------------------------------------------------------------------------------------
 
 
-def seal_engagement(resources: Resources, pdf_signer: signers.SimpleSigner, req: SealDocuments) -> SealResult:
+def seal_engagement(
+    resources: Resources,
+    pdf_signer: signers.SimpleSigner,
+    req: SealDocuments,
+    alive: Callable[[], None] = lambda: None,
+) -> SealResult:
     """Render the certificate once, then seal each signed document that is not sealed yet.
 
     Every step commits on its own and is skipped when already done, so a retry after a crash continues
-    where the last attempt stopped and never seals a document twice.
+    where the last attempt stopped and never seals a document twice. `alive` is called before each step
+    (the activity's heartbeat: a worker that died mid-seal is noticed in seconds, not at the timeout).
     """
     store = resources.store
     with Session(resources.engine, expire_on_commit=False) as session:
@@ -128,12 +135,14 @@ def seal_engagement(resources: Resources, pdf_signer: signers.SimpleSigner, req:
         # Audit entries up to the seal request only: a retry renders exactly the same certificate.
         record = collect_record(session, store, req.engagement_id, until=req.at)
         record = dataclasses.replace(record, completed_at=req.at)
+        alive()
         _ensure_certificate(session, resources, engagement, record, req.at)
         firm = session.get(Firm, engagement.firm_id)
         sealer = f"{firm.name if firm else 'Portico'} (Portico e-signature seal)"
         sealed_ids = []
         for doc in _documents_to_seal(session, req.engagement_id):
             if doc.sealed_at is None:
+                alive()
                 _seal_document(session, resources, pdf_signer, doc, record, sealer, req.at)
             sealed_ids.append(doc.id or 0)
         return SealResult(sealed_ids, engagement.certificate_sha256 or "")

@@ -3,6 +3,7 @@ time-skipping server with in-memory activities (see workflow_harness)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -304,3 +305,20 @@ async def test_seal_waits_for_the_last_signature_to_reach_the_audit_log(
         journal = eng.fake.journal
         # The certificate sealed into the return must include the signature it certifies.
         assert journal.index("transition:document.signed") < journal.index("seal")
+
+
+async def test_a_seal_cut_off_mid_way_is_retried_once_its_heartbeats_stop(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    async with engagement(time_skipping) as eng:
+        eng.fake.seal_hangs = 1
+        await eng.onboard()
+        [form] = await eng.send_documents(document("Form 8879", "taxpayer"))
+        await eng.save_signature()
+        await eng.sign("taxpayer", form)
+        # The clock stands still while an activity runs, so the retry comes after the heartbeat timeout
+        # (20 s) in real time; without it, only after the seal's five-minute start-to-close timeout.
+        async with asyncio.timeout(120):
+            assert await eng.result() == "completed"
+        assert len(eng.fake.seals) == 2
+        assert eng.fake.journal.count("seal") == 1

@@ -137,6 +137,8 @@ class FakeActivities:
     slow_actions: dict[str, float] = field(default_factory=dict)
     # Side effects in the order they took effect: "transition:<action>", "seal".
     journal: list[str] = field(default_factory=list)
+    # Seal attempts that heartbeat once and then hang, like a worker that died mid-seal.
+    seal_hangs: int = 0
 
     @activity.defn(name="send_message")
     async def send_message(self, req: MessageRequest) -> MessageResult:
@@ -177,6 +179,9 @@ class FakeActivities:
     @activity.defn(name="seal_documents")
     async def seal_documents(self, req: SealDocuments) -> SealResult:
         self.seals.append(req)
+        if len(self.seals) <= self.seal_hangs:
+            activity.heartbeat()
+            await asyncio.sleep(3600)  # cancelled when the worker stops
         self.journal.append("seal")
         return SealResult(
             document_ids=sorted({s.document_id for s in self.signatures}), certificate_sha256="c" * 64

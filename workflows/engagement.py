@@ -117,6 +117,9 @@ class EngagementWorkflow:
                 result_type=SealResult,
                 # One pyHanko signature per document plus the certificate: seconds, even for a big return.
                 start_to_close_timeout=timedelta(minutes=5),
+                # It heartbeats before each document: a crashed worker's seal is retried after this,
+                # not after the five minutes.
+                heartbeat_timeout=QUICK,
                 retry_policy=RETRY,
             )
         except ActivityError as err:
