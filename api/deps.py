@@ -15,12 +15,14 @@ from core.context import Resources
 from core.models import Preparer, Signer, TaxpayerAccount, WebSession
 
 
-def get_resources(request: Request) -> Resources:
+# Plain attribute reads: `async def` so FastAPI calls them on the event loop instead of handing each
+# to a worker thread (a thread hop per dependency per request, measurable on the portal pages).
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 

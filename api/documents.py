@@ -73,10 +73,13 @@ def safe_filename(name: str) -> str:
     return name[:150] or "document"
 
 
-def chat_of(db: Session, engagement_id: int) -> list[ChatOut]:
-    rows = db.exec(
-        select(ChatMessage).where(ChatMessage.engagement_id == engagement_id).order_by(col(ChatMessage.id))
-    ).all()
+def chat_of(db: Session, engagement_id: int, last: int | None = None) -> list[ChatOut]:
+    """The engagement's chat, oldest first; only the `last` few messages when given."""
+    query = select(ChatMessage).where(ChatMessage.engagement_id == engagement_id)
+    if last is None:
+        rows = list(db.exec(query.order_by(col(ChatMessage.id))).all())
+    else:
+        rows = list(reversed(db.exec(query.order_by(col(ChatMessage.id).desc()).limit(last)).all()))
     return [
         ChatOut(
             id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at

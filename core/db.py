@@ -15,10 +15,12 @@ from core import models  # noqa: F401  (registers the tables)
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        # A request holds its connection while it waits on the workflow: size the pool past the
-        # server's thread pool (40) so a burst of uploads or signatures queues instead of failing.
+        # One pooled connection per thread of the server's pool (40): a connection opened past the pool
+        # is closed after its request, and the next one pays again for the pragmas and for reading the
+        # schema. The overflow lets requests waiting on the workflow hold theirs while a burst queues
+        # instead of failing.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40, max_overflow=40
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -40,8 +40,8 @@ def _see_other(url: str) -> RedirectResponse:
 
 @router.get("")
 def home(request: Request, user: VerifiedUser, db: SessionDep) -> Response:
-    overview = portal.overview(db, user.signer)
-    latest = chat_of(db, user.signer.engagement_id)[-1:]
+    overview = portal.overview(db, user.signer, user.co_signer_names)
+    latest = chat_of(db, user.signer.engagement_id, last=1)
     return render(request, "home.html", {"user": user, "o": overview, "latest": latest, "page": "home"})
 
 
@@ -131,7 +131,7 @@ def _documents_context(db: SessionDep, user: PortalUser) -> dict[str, object]:
         "user": user,
         "rows": rows,
         "missing": missing,
-        "o": portal.overview(db, user.signer),
+        "o": portal.overview(db, user.signer, user.co_signer_names),
         "page": "documents",
     }
 

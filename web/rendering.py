@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, Response
 from fastapi.templating import Jinja2Templates
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import ResourcesDep, SessionDep
 from api.services import cookies
@@ -114,15 +114,24 @@ def _load_user(request: Request, db: Session, resources: Resources) -> PortalUse
         if token
         else None
     )
-    account = db.get(TaxpayerAccount, row.subject_id) if row else None
-    signer = db.get(Signer, account.signer_id) if account else None
-    engagement = db.get(Engagement, signer.engagement_id) if signer else None
-    if account is None or signer is None or engagement is None:
+    # Account, signer, engagement and firm in one query: every portal page starts here.
+    found = (
+        db.exec(
+            select(TaxpayerAccount, Signer, Engagement, Firm)
+            .join(Signer, col(Signer.id) == col(TaxpayerAccount.signer_id))
+            .join(Engagement, col(Engagement.id) == col(Signer.engagement_id))
+            .join(Firm, col(Firm.id) == col(Engagement.firm_id))
+            .where(TaxpayerAccount.id == row.subject_id)
+        ).first()
+        if row
+        else None
+    )
+    if found is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(quote(target if request.method == "GET" else "/portal", safe="/"))
-    firm = db.get(Firm, engagement.firm_id)
+    account, signer, engagement, firm = found
     names = {s.role.value: s.first_name for s in co_signers(db, signer)}
-    return PortalUser(account, signer, engagement, firm.name if firm else "", names)
+    return PortalUser(account, signer, engagement, firm.name, names)
 
 
 def any_user(request: Request, db: SessionDep, resources: ResourcesDep) -> PortalUser:

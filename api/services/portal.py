@@ -53,12 +53,14 @@ class Overview:
     next_steps: list[str] = field(default_factory=list)
 
 
-def overview(db: Session, signer: Signer) -> Overview:
+def overview(db: Session, signer: Signer, names: dict[str, str] | None = None) -> Overview:
+    """`names`: the co-signers' first names by role, when the caller has them already."""
     docs = documents_of(db, signer.engagement_id)
     role = signer.role.value
     sent = [d for d in docs if d.direction == "to_client"]
     mine = sum(1 for d in sent for s in d.signatures if s.role == role and s.signed_at is None)
-    names = {s.role.value: s.first_name for s in co_signers(db, signer)}
+    if names is None:
+        names = {s.role.value: s.first_name for s in co_signers(db, signer)}
     others: dict[str, int] = {}
     for doc in sent:
         for sig in doc.signatures:
