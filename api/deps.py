@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,7 +13,7 @@ from temporalio.client import Client
 from core import sessions
 from core.actor import Actor
 from core.context import Resources
-from core.models import Preparer, Signer, TaxpayerAccount, WebSession
+from core.models import Preparer, PreparerMfa, Signer, TaxpayerAccount, WebSession
 
 
 # Plain attribute reads: `async def` so FastAPI calls them on the event loop instead of handing each
@@ -58,12 +59,46 @@ def _session_row(request: Request, db: Session, resources: Resources, kind: str)
     return row
 
 
-def current_preparer(request: Request, db: SessionDep, resources: ResourcesDep) -> Preparer:
-    row = _session_row(request, db, resources, "preparer")
-    preparer = db.get(Preparer, row.subject_id)
-    if preparer is None or not preparer.active:
+# A JSON API login with the right password, before two-step login is set up: the session cookie then holds
+# a session of this kind, good only for the enrolment endpoints (and logout), for a short while.
+PREPARER_SETUP_KIND = "preparer-setup"
+PREPARER_SETUP_LIFETIME = timedelta(minutes=10)
+FINISH_SETUP = (
+    "Finish setting up two-step login first: POST /api/preparer/mfa/enrol, add the secret to your "
+    "authenticator app, then POST its code to /api/preparer/mfa/confirm."
+)
+
+
+def _preparer_session(request: Request, db: Session, resources: Resources) -> tuple[WebSession, Preparer]:
+    """A full preparer session or a set-up-only one; 401 when neither (or the preparer is deactivated)."""
+    token = request.cookies.get(cookie_name(resources))
+    settings = resources.settings
+    idle = min(settings.session_idle_timeout, settings.preparer_idle_timeout)
+    row = None
+    if token:
+        row = sessions.resolve(db, token, "preparer", idle, settings.session_absolute_timeout)
+        if row is None:
+            lifetime = PREPARER_SETUP_LIFETIME
+            row = sessions.resolve(db, token, PREPARER_SETUP_KIND, lifetime, lifetime)
+    preparer = db.get(Preparer, row.subject_id) if row else None
+    if row is None or preparer is None or not preparer.active:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Please log in.")
+    return row, preparer
+
+
+def current_preparer(request: Request, db: SessionDep, resources: ResourcesDep) -> Preparer:
+    """A preparer who logged in with both factors."""
+    row, preparer = _preparer_session(request, db, resources)
+    mfa = db.get(PreparerMfa, preparer.id) if row.kind == "preparer" else None
+    # Also refuses a full session of a preparer whose two-step login was never set up (or was reset).
+    if mfa is None or mfa.enrolled_at is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FINISH_SETUP)
     return preparer
+
+
+def preparer_in_setup(request: Request, db: SessionDep, resources: ResourcesDep) -> Preparer:
+    """A preparer with any session, set-up-only included: the enrolment endpoints need no more."""
+    return _preparer_session(request, db, resources)[1]
 
 
 def current_taxpayer(request: Request, db: SessionDep, resources: ResourcesDep) -> TaxpayerAccount:
@@ -75,6 +110,7 @@ def current_taxpayer(request: Request, db: SessionDep, resources: ResourcesDep) 
 
 
 CurrentPreparer = Annotated[Preparer, Depends(current_preparer)]
+PreparerInSetup = Annotated[Preparer, Depends(preparer_in_setup)]
 CurrentTaxpayer = Annotated[TaxpayerAccount, Depends(current_taxpayer)]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from preparer_steps import Authenticator, api_enrol
 from sqlmodel import Session
 
 from core.cli import _add_preparer
@@ -37,9 +38,21 @@ def make_preparer(resources: Resources, email: str = "ada@firm.test", firm: str 
     return email
 
 
+# Each preparer's authenticator, by email: the first login sets one up, later logins read its codes.
+# A fresh database makes the preparer set up again, replacing the entry.
+_PHONES: dict[str, Authenticator] = {}
+
+
 async def login_preparer(http: httpx.AsyncClient, email: str) -> None:
+    """Logs in through the JSON API with both factors, setting up two-step login the first time."""
     response = await http.post("/api/preparer/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200, response.text
+    if response.json()["next"] == "enrol":
+        _PHONES[email] = await api_enrol(http)
+        return
+    assert response.json()["next"] == "code", response.text
+    done = await http.post("/api/preparer/login/code", json={"code": _PHONES[email].code()})
+    assert done.status_code == 200, done.text
 
 
 async def outbox(http: httpx.AsyncClient) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Steps of the preparer workspace shared by its tests: two-step login, forms with CSRF, firms."""
+"""Steps of the preparer workspace shared by its tests: two-step login (pages and JSON API, set-up
+included), forms with CSRF, firms."""
 
 from __future__ import annotations
 
@@ -93,3 +94,35 @@ async def api_login(http: httpx.AsyncClient, email: str, phone: Authenticator) -
         "/api/preparer/login", json={"email": email, "password": PASSWORD, "code": phone.code()}
     )
     assert response.status_code == 200 and response.json()["next"] == "done", response.text
+
+
+async def api_enrol(http: httpx.AsyncClient) -> Authenticator:
+    """Finishes two-step set-up over the JSON API, after a login that answered `next: "enrol"`."""
+    enrol = await http.post("/api/preparer/mfa/enrol")
+    assert enrol.status_code == 200, enrol.text
+    phone = Authenticator(enrol.json()["secret"])
+    done = await http.post("/api/preparer/mfa/confirm", json={"code": phone.code()})
+    assert done.status_code == 200, done.text
+    return phone
+
+
+def api_login_sync(
+    http: httpx.Client, email: str, password: str = PASSWORD, phone: Authenticator | None = None
+) -> Authenticator:
+    """The JSON API login for synchronous clients: sets up the authenticator at the first login (answers
+    it), and gives `phone`'s code at later ones."""
+    response = http.post("/api/preparer/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    step = response.json()["next"]
+    if step == "code":
+        assert phone is not None, f"{email} has two-step login already: pass their authenticator"
+        done = http.post("/api/preparer/login/code", json={"code": phone.code()})
+        assert done.status_code == 200, done.text
+        return phone
+    assert step == "enrol", response.text
+    enrol = http.post("/api/preparer/mfa/enrol")
+    assert enrol.status_code == 200, enrol.text
+    phone = Authenticator(enrol.json()["secret"])
+    done = http.post("/api/preparer/mfa/confirm", json={"code": phone.code()})
+    assert done.status_code == 200, done.text
+    return phone

@@ -23,6 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from journey import PASSWORD, TAXPAYER, Person
+from preparer_steps import api_login_sync
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -77,8 +78,7 @@ def _sessions(stack: Stack) -> dict[str, str]:
         httpx.Client(base_url=stack.base_url, timeout=60) as preparer,
         httpx.Client(base_url=stack.base_url, timeout=60) as taxpayer,
     ):
-        r = preparer.post("/api/preparer/login", json={"email": "fuzz@firm.test", "password": PASSWORD})
-        assert r.status_code == 200, r.text
+        api_login_sync(preparer, "fuzz@firm.test")
         eid = preparer.post("/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER}).json()["id"]
         assert preparer.post(f"/api/engagements/{eid}/invite", json={"channel": "email"}).status_code == 200
         body = _outbox(preparer, "invite", TAXPAYER["email"])

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from pdfs import make_pdf
-from preparer_steps import Authenticator, csrf_of, enrol_directly, page_login, post_form
+from preparer_steps import Authenticator, api_enrol, csrf_of, enrol_directly, page_login, post_form
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
@@ -229,6 +229,8 @@ async def test_invite_a_colleague_who_joins_and_is_later_deactivated(api, worker
             carol = db.exec(select(Preparer).where(Preparer.email == "carol@example.com")).one()
             ada = db.exec(select(Preparer).where(Preparer.email == "ada@firm.test")).one()
             assert carol.firm_id == ada.firm_id
+        assert (await newcomer.get("/api/engagements")).status_code == 403  # not before the set-up
+        await api_enrol(newcomer)
         assert (await newcomer.get("/api/engagements")).status_code == 200
         off = await post_form(
             http, "/preparer/settings", f"/preparer/settings/preparers/{carol.id}/deactivate", {}

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fake_providers import free_port
 from journey import TAXPAYER
+from preparer_steps import api_login_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +74,7 @@ def test_up_starts_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         wait_ready(base, first)
         password = (tmp_path / "var" / "demo-login.txt").read_text().strip()
         with httpx.Client(base_url=base, timeout=30) as http:
-            assert (
-                http.post(
-                    "/api/preparer/login", json={"email": "demo@portico.localhost", "password": password}
-                ).status_code
-                == 200
-            )
+            phone = api_login_sync(http, "demo@portico.localhost", password)  # sets up two-step login
             created = http.post("/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER})
             assert created.status_code == 201, created.text
             eid = created.json()["id"]
@@ -94,12 +90,7 @@ def test_up_starts_everything_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         wait_ready(base, second)
         assert (tmp_path / "var" / "demo-login.txt").read_text().strip() == password
         with httpx.Client(base_url=base, timeout=30) as http:
-            assert (
-                http.post(
-                    "/api/preparer/login", json={"email": "demo@portico.localhost", "password": password}
-                ).status_code
-                == 200
-            )
+            api_login_sync(http, "demo@portico.localhost", password, phone)
             # The engagement's workflow survived the restart: it still takes an invitation.
             invite = http.post(f"/api/engagements/{eid}/invite", json={"channel": "email"})
             assert invite.status_code == 200, invite.text

@@ -2,8 +2,10 @@
 
 The FTC Safeguards Rule (16 CFR 314.4(c)(5)) asks for MFA for anyone reaching customer information, so
 the pages never open a session on a password alone: the first login enrols an authenticator app (QR
-code + recovery codes), every later one asks for its code. The JSON API asks for the code once the
-preparer is enrolled. Account security, not pipeline state: the API keeps it.
+code + recovery codes), every later one asks for its code. The JSON API does the same: before the
+preparer is enrolled, the password opens a *set-up session* good only for /api/preparer/mfa/enrol,
+/api/preparer/mfa/confirm and logout (every other route answers 403); confirming replaces it with a full
+session under a new id. Account security, not pipeline state: the API keeps it.
 
 - a *pending login* is a server-side session row of its own kind, 10 minutes long, behind its own
   cookie; it proves the password and nothing more (`preparer-login`: a code is due; `preparer-enrol`:
@@ -25,7 +27,7 @@ import qrcode
 from fastapi import Request, Response, status
 from sqlmodel import Session, col, delete, select, update
 
-from api.deps import cookie_name, request_actor
+from api.deps import PREPARER_SETUP_KIND, cookie_name, request_actor
 from api.services import ServiceError, cookies
 from core import audit, sessions
 from core.context import Resources
@@ -103,13 +105,31 @@ def end_pending(db: Session, request: Request, response: Response, resources: Re
 def start_session(
     db: Session, request: Request, response: Response, resources: Resources, preparer: Preparer, method: str
 ) -> None:
-    """A full session: the password and `method` ("totp", "recovery_code", or "password" for a preparer
-    of the JSON API who has not enrolled yet) were checked."""
+    """A full session: the password and `method` ("totp" or "recovery_code") were checked."""
+    _open_session(db, request, response, resources, preparer, "preparer", {"authentication": method})
+
+
+def start_setup_session(
+    db: Session, request: Request, response: Response, resources: Resources, preparer: Preparer
+) -> None:
+    """The JSON API's session for a right password before two-step login is set up: it reaches the
+    enrolment endpoints and logout only (see `api.deps.current_preparer`)."""
+    detail = {"authentication": "password", "access": "two-step login set-up only"}
+    _open_session(db, request, response, resources, preparer, PREPARER_SETUP_KIND, detail)
+
+
+def _open_session(
+    db: Session,
+    request: Request,
+    response: Response,
+    resources: Resources,
+    preparer: Preparer,
+    kind: str,
+    detail: dict[str, str],
+) -> None:
     actor = request_actor(request, "preparer", str(preparer.id))
-    token = sessions.start(db, "preparer", preparer.id or 0, actor.ip, actor.user_agent)
-    audit.record(
-        db, action="preparer.login", actor=actor, firm_id=preparer.firm_id, detail={"authentication": method}
-    )
+    token = sessions.start(db, kind, preparer.id or 0, actor.ip, actor.user_agent)
+    audit.record(db, action="preparer.login", actor=actor, firm_id=preparer.firm_id, detail=detail)
     db.commit()
     response.set_cookie(
         cookie_name(resources),
@@ -121,12 +141,18 @@ def start_session(
     )
 
 
+def end_all_sessions(db: Session, preparer_id: int) -> None:
+    """Every session of this preparer, set-up-only ones included (deactivation, enrolment)."""
+    sessions.end_all(db, "preparer", preparer_id)
+    sessions.end_all(db, PREPARER_SETUP_KIND, preparer_id)
+
+
 def end_session(db: Session, request: Request, response: Response, resources: Resources) -> None:
     token = request.cookies.get(cookie_name(resources))
     row = db.get(WebSession, hashlib.sha256(token.encode()).hexdigest()) if token else None  # as sessions
     if token:
         sessions.end(db, token)
-    if row is not None and row.kind == "preparer":
+    if row is not None and row.kind in ("preparer", PREPARER_SETUP_KIND):
         preparer = db.get(Preparer, row.subject_id)
         actor = request_actor(request, "preparer", str(row.subject_id))
         audit.record(
@@ -196,7 +222,7 @@ def confirm_enrolment(
     db: Session, request: Request, resources: Resources, preparer: Preparer, code: str
 ) -> list[str]:
     """Checks the first code from the app, turns MFA on and returns fresh recovery codes (shown once).
-    Sessions opened with the password alone end: from now on every session has both factors."""
+    Every session of the preparer ends (the set-up one too): from now on every session has both factors."""
     mfa = db.get(PreparerMfa, preparer.id)
     if mfa is None or mfa.enrolled_at is not None:
         raise ServiceError(status.HTTP_409_CONFLICT, "Start the set-up again.")
@@ -211,7 +237,7 @@ def confirm_enrolment(
         )
     mfa.enrolled_at, mfa.last_used_step, mfa.failed_attempts = utcnow(), step, 0
     db.add(mfa)
-    sessions.end_all(db, "preparer", preparer.id or 0)
+    end_all_sessions(db, preparer.id or 0)
     codes = _replace_recovery_codes(db, resources, preparer)
     actor = request_actor(request, "preparer", str(preparer.id))
     audit.record(db, action="preparer.mfa_enrolled", actor=actor, firm_id=preparer.firm_id)
@@ -252,7 +278,7 @@ def reset_mfa(db: Session, request: Request, by: Preparer, preparer: Preparer) -
     """A colleague lost their phone and their recovery codes: they enrol again at their next login."""
     db.exec(delete(RecoveryCode).where(col(RecoveryCode.preparer_id) == preparer.id))
     db.exec(delete(PreparerMfa).where(col(PreparerMfa.preparer_id) == preparer.id))
-    sessions.end_all(db, "preparer", preparer.id or 0)
+    end_all_sessions(db, preparer.id or 0)
     actor = request_actor(request, "preparer", str(by.id))
     audit.record(
         db, action="preparer.mfa_reset", actor=actor, firm_id=by.firm_id, detail={"preparer": preparer.id}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from api.deps import ResourcesDep, SessionDep
+from api.deps import ResourcesDep, SessionDep, request_actor
 from api.services import ServiceError
 from api.services import preparer_auth as auth
-from api.services import preparer_settings as firm_admin
+from api.services import preparer_colleagues as people
+from core import audit, throttle
 from core.models import Preparer
 from core.passwords import MIN_LENGTH
 from web.preparer.rendering import CurrentWorkspace, render, safe_next
@@ -36,6 +37,32 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return _login_page(request, safe_next(next))
 
 
+# The JSON API's login throttle (`api.services.throttling.PREPARER_LOGIN`), counted in the same rows: a
+# guesser gains nothing by switching between the page and the API.
+LOGIN_THROTTLE = "preparer-login"
+
+
+def _throttle_keys(request: Request, email: str) -> list[tuple[str, str, throttle.Rule]]:
+    ip = request.client.host if request.client else "unknown"
+    keys = [(f"{LOGIN_THROTTLE}:ip", ip, throttle.IP)]
+    account = email.strip().lower()[:320]  # as the API's guard reads the email
+    if account:
+        keys.append((f"{LOGIN_THROTTLE}:account", account, throttle.ACCOUNT))
+    return keys
+
+
+def _count_attempt(db: SessionDep, request: Request, resources: ResourcesDep, email: str) -> None:
+    """Counts this password attempt per IP and per account, or raises `throttle.Throttled` while either
+    must wait. The first attempt that has to wait is audited as a lockout, once."""
+    for scope, key, rule in _throttle_keys(request, email):
+        count = throttle.attempt(resources.engine, scope, key, rule)
+        if rule.delay(count) > 0 and rule.delay(count - 1) == 0:
+            actor = request_actor(request, "anonymous", scope.rsplit(":", 1)[-1])
+            detail = {"action": LOGIN_THROTTLE, "scope": scope}
+            audit.record(db, action="throttle.lockout", actor=actor, detail=detail)
+            db.commit()
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -47,9 +74,18 @@ def login(
 ) -> Response:
     target = safe_next(next)
     try:
+        _count_attempt(db, request, resources, email)
+    except throttle.Throttled as exc:
+        response = _login_page(request, target, exc.message, status.HTTP_429_TOO_MANY_REQUESTS, email)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    try:
         preparer = auth.check_password(db, request, email, password)
-    except ServiceError as exc:
+    except ServiceError as exc:  # a wrong guess: it stays counted
         return _login_page(request, target, exc.message, exc.status_code, email)
+    for scope, key, _rule in _throttle_keys(request, email):
+        # The account's count is cleared; the IP gets back this one attempt (an office logs in many people).
+        throttle.succeeded(resources.engine, scope, key, forget=scope.endswith(":account"))
     if auth.is_enrolled(db, preparer.id or 0):
         response = see_other(f"/preparer/login/code?next={target}")
         auth.start_pending(db, request, response, resources, preparer, auth.CODE_KIND)
@@ -192,7 +228,7 @@ def logout(request: Request, db: SessionDep, resources: ResourcesDep) -> Respons
 @router.get("/join/{token}")
 def join_page(token: str, request: Request, db: SessionDep) -> Response:
     try:
-        invite = firm_admin.open_invite(db, token)
+        invite = people.open_invite(db, token)
     except ServiceError as exc:
         return render(request, "preparer/join.html", {"problem": exc.message}, exc.status_code)
     return render(request, "preparer/join.html", {"invite": invite, "token": token, "min_length": MIN_LENGTH})
@@ -203,8 +239,8 @@ def join(
     token: str, request: Request, db: SessionDep, password: Annotated[str, Form(max_length=256)] = ""
 ) -> Response:
     try:
-        invite = firm_admin.open_invite(db, token)
-        preparer, problems = firm_admin.accept_invite(db, request, token, password)
+        invite = people.open_invite(db, token)
+        preparer, problems = people.accept_invite(db, request, token, password)
     except ServiceError as exc:
         return render(request, "preparer/join.html", {"problem": exc.message}, exc.status_code)
     if preparer is None:
