@@ -11,6 +11,14 @@ from sqlmodel import Session, select
 from core.actor import SYSTEM, Actor
 from core.models import AuditEntry, utcnow
 
+# A signed-in taxpayer's own account changes (api/services/account_changes.py).
+PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - an event name
+EMAIL_CHANGED = "account.email_changed"
+PHONE_CHANGED = "account.phone_changed"
+CONTACT_CODE_SENT = "account.contact_code_sent"
+CHANGE_REFUSED = "account.change_refused"  # wrong password or code, throttled, a new password's rules
+CHANGE_NOTICE = "account.change_notice"  # the "was this you?" message to the old address
+
 
 def record(
     session: Session,

@@ -15,6 +15,11 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_hash(token: str) -> str:
+    """The id a session row is stored under, for binding something to one session."""
+    return _hash(token)
+
+
 def start(db: Session, kind: str, subject_id: int, ip: str | None, user_agent: str | None) -> str:
     token = secrets.token_urlsafe(32)  # 256 bits
     db.add(WebSession(id_hash=_hash(token), kind=kind, subject_id=subject_id, ip=ip, user_agent=user_agent))

@@ -11,14 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from activities.outbox import Outbox
 from api import workflow_calls
 from api.deps import ResourcesDep, SessionDep, TemporalDep
 from api.schemas import RegisterIn
-from api.services import ServiceError, accounts, new_device
+from api.services import ServiceError, accounts, new_device, throttling
 from api.services.accounts import channels
-from core.models import Engagement, Firm, Signer, utcnow
+from api.services.throttled_step import throttled_step
+from core.models import Engagement, Firm, Signer, TaxpayerAccount, utcnow
 from core.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 from web.rendering import AnyUser, PortalUser, render, safe_next
 from web.security import check_csrf
@@ -107,24 +109,33 @@ async def register(
     }
     errors: dict[str, str] = {}
     form_error = None
-    try:
-        body = RegisterIn(password=password, **values)
-    except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            errors.setdefault(field, FIELD_HELP.get(field, "Check this field."))
-    else:
-        try:
-            account, signer = await accounts.register(db, resources, client, request, token, body)
-        except ServiceError as exc:
-            if exc.field:
-                errors[exc.field] = exc.message
-            else:
-                form_error = exc.message
+    status_code = 422
+    # The same per-link and per-IP throttle as POST /api/invitations/{token}/register.
+    async with throttled_step(request, throttling.REGISTER) as step:
+        if step.refusal is not None:
+            form_error, status_code = step.refusal.message, step.refusal.status_code
         else:
-            response = see_other("/portal/verify")
-            accounts.start_session(db, resources, request, response, account, signer, "registration")
-            return response
+            try:
+                body = RegisterIn(password=password, **values)
+            except ValidationError as exc:
+                step.refuse()
+                for error in exc.errors():
+                    field = str(error["loc"][0]) if error["loc"] else ""
+                    errors.setdefault(field, FIELD_HELP.get(field, "Check this field."))
+            else:
+                try:
+                    account, signer = await accounts.register(db, resources, client, request, token, body)
+                except HTTPException as exc:  # ours, and the workflow's refusals (a locked link: 409)
+                    step.failed(exc)
+                    at: str | None = getattr(exc, "field", None)
+                    if at:
+                        errors[at] = str(exc.detail)
+                    else:
+                        form_error = str(exc.detail)
+                else:
+                    response = see_other("/portal/verify")
+                    accounts.start_session(db, resources, request, response, account, signer, "registration")
+                    return response
     try:
         info, _ = await accounts.invitation_state(db, resources, client, token)
     except ServiceError as exc:
@@ -139,8 +150,16 @@ async def register(
         # The password is never sent back into the page, so its checklist starts again from empty.
         "checks": password_checklist("", values["username"], values["email"]),
         "retype_password": bool(password),
+        "throttled": step.refusal.message if step.refusal else None,
     }
-    return render(request, "invite.html", context, 422)
+    return _with_retry_after(render(request, "invite.html", context, status_code), step.refusal)
+
+
+def _with_retry_after(response: Response, refusal: ServiceError | None) -> Response:
+    """A throttled form's page carries the API's `Retry-After` header too."""
+    if refusal is not None and refusal.headers:
+        response.headers.update(refusal.headers)
+    return response
 
 
 # ---- verification (the workflow's code) ----------------------------------------------------------------
@@ -199,10 +218,15 @@ async def send_verify_code(
 ) -> Response:
     if user.account.verified_at is not None:
         return see_other("/portal")
-    try:
-        await accounts.request_code(client, request, user.signer, channel)
-    except HTTPException as exc:  # the workflow's refusals (cooldown, lock) and ours
-        return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
+    async with throttled_step(request, throttling.CODE_SEND) as step:  # as POST /api/taxpayer/code
+        if step.refusal is not None:
+            page = await _verify_page(request, user, resources, client, step.refusal.message, 429)
+            return _with_retry_after(page, step.refusal)
+        try:
+            await accounts.request_code(client, request, user.signer, channel)
+        except HTTPException as exc:  # the workflow's refusals (cooldown, lock) and ours
+            step.failed(exc)
+            return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
     return see_other("/portal/verify")
 
 
@@ -229,13 +253,19 @@ async def verify(
 ) -> Response:
     if user.account.verified_at is not None:
         return see_other("/portal")
-    digits = six_digits(code)
-    if digits is None:
-        return await _verify_page(request, user, resources, client, "Enter the 6-digit code.", 422)
-    try:
-        await accounts.verify_code(client, request, resources, user.signer, digits)
-    except HTTPException as exc:
-        return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
+    async with throttled_step(request, throttling.CODE) as step:  # as POST /api/taxpayer/verify
+        if step.refusal is not None:
+            page = await _verify_page(request, user, resources, client, step.refusal.message, 429)
+            return _with_retry_after(page, step.refusal)
+        digits = six_digits(code)
+        if digits is None:
+            step.refuse()
+            return await _verify_page(request, user, resources, client, "Enter the 6-digit code.", 422)
+        try:
+            await accounts.verify_code(client, request, resources, user.signer, digits)
+        except HTTPException as exc:
+            step.failed(exc)
+            return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
     response = see_other("/portal?m=verified")
     if remember_device:
         new_device.remember(db, request, response, resources, user.account.id or 0)
@@ -258,7 +288,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/portal/login")
-def login(
+async def login(
     request: Request,
     db: SessionDep,
     resources: ResourcesDep,
@@ -267,11 +297,32 @@ def login(
     next: Annotated[str, Form()] = "/portal",
 ) -> Response:
     target = safe_next(next)
-    try:
-        account, signer = accounts.check_password(db, request, username, password)
-    except ServiceError as exc:
-        context = {"next": target, "values": {"username": username}, "error": exc.message}
-        return render(request, "login.html", context, exc.status_code)
+    async with throttled_step(request, throttling.TAXPAYER_LOGIN) as step:  # as POST /api/taxpayer/login
+        refusal = step.refusal
+        if refusal is None:
+            try:
+                # argon2 verification is slow by design: off the event loop.
+                account, signer = await run_in_threadpool(
+                    accounts.check_password, db, request, username, password
+                )
+            except ServiceError as exc:
+                step.refuse()
+                refusal = exc
+    if refusal is not None:
+        context = {"next": target, "values": {"username": username}, "error": refusal.message}
+        return _with_retry_after(render(request, "login.html", context, refusal.status_code), refusal)
+    return await run_in_threadpool(_logged_in, request, db, resources, account, signer, target)
+
+
+def _logged_in(
+    request: Request,
+    db: SessionDep,
+    resources: ResourcesDep,
+    account: TaxpayerAccount,
+    signer: Signer,
+    target: str,
+) -> Response:
+    """The password was right: in at once, or on to the code step from a browser Portico doesn't know."""
     if account.verified_at is None:
         response = see_other("/portal/verify")
         accounts.start_session(db, resources, request, response, account, signer, "password")
@@ -344,22 +395,30 @@ async def send_login_code(
     channel: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/portal",
 ) -> Response:
-    try:
-        pending = new_device.pending_login(db, request, resources)
-    except ServiceError as exc:
-        return _expired_login(request, exc)
     target = safe_next(next)
-    if channel not in ("email", "sms"):
-        return _login_code_page(request, db, resources, pending, target, "Choose email or text.", 422)
-    try:
-        await new_device.send_login_code(db, request, resources, outbox, pending, channel)  # type: ignore[arg-type]
-    except ServiceError as exc:
-        return _login_code_page(request, db, resources, pending, target, exc.message, exc.status_code)
+    # The same throttle as POST /api/taxpayer/login/code.
+    async with throttled_step(request, throttling.TAXPAYER_LOGIN_CODE_SEND) as step:
+        try:
+            pending = new_device.pending_login(db, request, resources)
+        except ServiceError as exc:
+            step.failed(exc)
+            return _expired_login(request, exc)
+        if step.refusal is not None:
+            page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
+            return _with_retry_after(page, step.refusal)
+        if channel not in ("email", "sms"):
+            step.refuse()
+            return _login_code_page(request, db, resources, pending, target, "Choose email or text.", 422)
+        try:
+            await new_device.send_login_code(db, request, resources, outbox, pending, channel)  # type: ignore[arg-type]
+        except ServiceError as exc:
+            step.failed(exc)
+            return _login_code_page(request, db, resources, pending, target, exc.message, exc.status_code)
     return see_other(f"/portal/login/code?next={target}")
 
 
 @router.post("/portal/login/code")
-def finish_login(
+async def finish_login(
     request: Request,
     db: SessionDep,
     resources: ResourcesDep,
@@ -367,18 +426,26 @@ def finish_login(
     remember_device: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/portal",
 ) -> Response:
-    try:
-        pending = new_device.pending_login(db, request, resources)
-    except ServiceError as exc:
-        return _expired_login(request, exc)
     target = safe_next(next)
-    digits = six_digits(code)
-    if digits is None:
-        return _login_code_page(request, db, resources, pending, target, "Enter the 6-digit code.", 422)
-    try:
-        new_device.check_login_code(db, request, resources, pending, digits)
-    except ServiceError as exc:
-        return _login_code_page(request, db, resources, pending, target, exc.message, exc.status_code)
+    # The same throttle as POST /api/taxpayer/login/verify.
+    async with throttled_step(request, throttling.TAXPAYER_LOGIN_CODE) as step:
+        try:
+            pending = new_device.pending_login(db, request, resources)
+        except ServiceError as exc:
+            step.failed(exc)
+            return _expired_login(request, exc)
+        if step.refusal is not None:
+            page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
+            return _with_retry_after(page, step.refusal)
+        digits = six_digits(code)
+        if digits is None:
+            step.refuse()
+            return _login_code_page(request, db, resources, pending, target, "Enter the 6-digit code.", 422)
+        try:
+            new_device.check_login_code(db, request, resources, pending, digits)
+        except ServiceError as exc:
+            step.failed(exc)
+            return _login_code_page(request, db, resources, pending, target, exc.message, exc.status_code)
     response = see_other(target)
     new_device.end_attempt(db, request, response, resources)
     if remember_device:

@@ -1,4 +1,4 @@
-"""The portal itself: home, My Files, Files From My Preparer, Edit Signature, Messages.
+"""The portal itself: home, My Files, Files From My Preparer, Edit Signature, Messages, Account.
 
 Each state-changing handler answers htmx/fetch requests with a fragment or JSON, and a plain form post
 with a redirect, so every page also works without JavaScript (except drawing the signature).
@@ -6,21 +6,24 @@ with a redirect, so every page also works without JavaScript (except drawing the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from activities.outbox import Outbox
 from api.deps import ResourcesDep, SessionDep, TemporalDep
 from api.documents import chat_of, documents_of, download
 from api.schemas import DocumentOut
-from api.services import portal
+from api.services import ServiceError, account_changes, new_device, portal
 from core.models import Direction
 from web.rendering import PortalUser, VerifiedUser, local_time, render
 from web.security import check_csrf
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 
 def _wants_json(request: Request) -> bool:
@@ -244,3 +247,132 @@ async def send_message(
         response.headers["HX-Trigger"] = "chat-sent"
         return response
     return _see_other("/portal/messages")
+
+
+# ---- Account: password, email address, phone number ----------------------------------------------------
+
+ACCOUNT_NOTICES = {
+    "password-changed": "Your password is changed. Every other device is logged out.",
+    "email-changed": "Your email address is changed. Messages go there from now on.",
+    "phone-changed": "Your phone number is changed. Texts go there from now on.",
+}
+CONTACT_KINDS = ("email", "phone")
+
+
+def _account_page(
+    request: Request,
+    user: PortalUser,
+    *,
+    problem: ServiceError | None = None,
+    form: str = "",
+    pending: dict[str, str] | None = None,
+) -> Response:
+    """The Account page; `problem` is shown at the form (`form`) and field it concerns."""
+    context = {
+        "user": user,
+        "page": "account",
+        "email": account_changes.current_contact(user.account, user.signer, "email"),
+        "phone": account_changes.current_contact(user.account, user.signer, "phone"),
+        "problem": problem,
+        "problem_form": form,
+        "problem_field": problem.field if problem else None,
+        "pending": pending,
+        "code_minutes": int(new_device.CODE_LIFETIME.total_seconds() // 60),
+    }
+    notice = ACCOUNT_NOTICES.get(request.query_params.get("m", ""))
+    if notice:
+        context["notice"] = notice
+    response = render(request, "account.html", context, problem.status_code if problem else 200)
+    if problem is not None and problem.headers:
+        response.headers.update(problem.headers)  # Retry-After, when the login throttle answered
+    return response
+
+
+@router.get("/account")
+def account_page(request: Request, user: VerifiedUser) -> Response:
+    return _account_page(request, user)
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request,
+    user: VerifiedUser,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+    current_password: Annotated[str, Form(max_length=256)] = "",
+    new_password: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    response = _see_other("/portal/account?m=password-changed")
+    try:
+        await account_changes.change_password(
+            db,
+            resources,
+            request,
+            response,
+            outbox,
+            user.account,
+            user.signer,
+            current_password,
+            new_password,
+        )
+    except ServiceError as exc:
+        return _account_page(request, user, problem=exc, form="password")
+    return response
+
+
+def _contact_kind(kind: str) -> account_changes.ContactKind:
+    if kind not in CONTACT_KINDS:
+        raise HTTPException(404, "Not found.")
+    return kind  # type: ignore[return-value]
+
+
+@router.post("/account/contact/code")
+async def send_contact_code(
+    request: Request,
+    user: VerifiedUser,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+    kind: Annotated[str, Form()] = "",
+    value: Annotated[str, Form(max_length=254)] = "",
+    current_password: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    contact = _contact_kind(kind)
+    try:
+        sent = await account_changes.send_contact_code(
+            db, resources, request, outbox, user.account, user.signer, contact, value, current_password
+        )
+    except ServiceError as exc:
+        return _account_page(request, user, problem=exc, form=contact)
+    # The new address goes back into the page (not stored anywhere): the code is bound to it.
+    pending = {"kind": contact, "value": value.strip(), "masked": sent.masked_destination}
+    return _account_page(request, user, pending=pending)
+
+
+@router.post("/account/contact")
+async def confirm_contact(
+    request: Request,
+    user: VerifiedUser,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+    kind: Annotated[str, Form()] = "",
+    value: Annotated[str, Form(max_length=254)] = "",
+    code: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    contact = _contact_kind(kind)
+    digits = re.sub(r"\D", "", code)
+    try:
+        if len(digits) != 6:
+            raise ServiceError(422, "Enter the 6-digit code.", "code")
+        await account_changes.confirm_contact(
+            db, resources, request, outbox, user.account, user.signer, contact, value, digits
+        )
+    except ServiceError as exc:
+        pending = None
+        if exc.field == "code" and exc.status_code == 422:  # let them try the code again
+            masked = account_changes.masked_or_blank(contact, value)
+            pending = {"kind": contact, "value": value.strip(), "masked": masked}
+        return _account_page(request, user, problem=exc, form=contact, pending=pending)
+    return _see_other(f"/portal/account?m={contact}-changed")

@@ -18,11 +18,14 @@ from api.schemas import (
     ChatOut,
     CodeRequest,
     CodeSentOut,
+    ContactCodeIn,
+    ContactConfirmIn,
     DocumentOut,
     Done,
     InvitationOut,
     LoginChallengeOut,
     MeOut,
+    PasswordChangeIn,
     PasswordHintsIn,
     PasswordHintsOut,
     RegisterIn,
@@ -31,7 +34,7 @@ from api.schemas import (
     TaxpayerLoginIn,
     VerifyIn,
 )
-from api.services import accounts, new_device, portal, throttling
+from api.services import account_changes, accounts, new_device, portal, throttling
 from api.services.accounts import channels
 
 router = APIRouter(prefix="/api", tags=["taxpayer"])
@@ -159,6 +162,74 @@ def logout_everywhere(
 def me(account: CurrentTaxpayer, signer: CurrentSigner, db: SessionDep) -> MeOut:
     """The logged-in taxpayer, with what is waiting for them."""
     return portal.me(db, account, signer)
+
+
+# ---- changing one's own password, email address or phone number ----------------------------------
+
+_CHANGE_REFUSALS: dict[int | str, dict[str, object]] = {
+    403: {"description": "wrong current password, or the account is not verified yet"},
+    429: {"description": "too many wrong passwords (the login throttle), or a code was asked for just now"},
+}
+
+
+@router.post("/taxpayer/account/password", response_model=Done, responses=_CHANGE_REFUSALS)
+async def change_password(
+    body: PasswordChangeIn,
+    request: Request,
+    response: Response,
+    account: CurrentTaxpayer,
+    signer: CurrentSigner,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> Done:
+    """Change the password (asks for the current one); every other session of the account ends."""
+    portal.require_verified(account)
+    await account_changes.change_password(
+        db, resources, request, response, outbox, account, signer, body.current_password, body.new_password
+    )
+    return Done(message="Your password is changed. You are logged out everywhere else.")
+
+
+@router.post("/taxpayer/account/contact/code", response_model=CodeSentOut, responses=_CHANGE_REFUSALS)
+async def send_contact_code(
+    body: ContactCodeIn,
+    request: Request,
+    account: CurrentTaxpayer,
+    signer: CurrentSigner,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> CodeSentOut:
+    """Start changing the email address or phone number: a one-time code goes to the new one."""
+    portal.require_verified(account)
+    sent = await account_changes.send_contact_code(
+        db, resources, request, outbox, account, signer, body.kind, body.value, body.current_password
+    )
+    return CodeSentOut(
+        message=f"Code sent to {sent.masked_destination}.",
+        expires_at=sent.expires_at,
+        resend_after=sent.resend_after,
+    )
+
+
+@router.post("/taxpayer/account/contact", response_model=Done, responses=_CHANGE_REFUSALS)
+async def confirm_contact(
+    body: ContactConfirmIn,
+    request: Request,
+    account: CurrentTaxpayer,
+    signer: CurrentSigner,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> Done:
+    """Finish the change with the code sent to the new address; messages go there from now on."""
+    portal.require_verified(account)
+    masked = await account_changes.confirm_contact(
+        db, resources, request, outbox, account, signer, body.kind, body.value, body.code
+    )
+    what = "email address" if body.kind == "email" else "phone number"
+    return Done(message=f"Your {what} is changed to {masked}.")
 
 
 # ---- verification --------------------------------------------------------------------------------

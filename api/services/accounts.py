@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request, Response, status
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from activities.engagement import code_digest
@@ -126,6 +127,8 @@ async def register(
             what = "an email address" if field == "email" else "a phone number, like 702 555 0197"
             raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Enter {what}.", field) from exc
     actor = request_actor(request, "taxpayer", signer.role.value)
+    # argon2id takes tens of milliseconds of CPU by design: never on the event loop.
+    password_hash = await run_in_threadpool(hash_password, body.password)
     result: RegisterResult = await workflow_calls.update(
         client,
         invitation.engagement.id or 0,
@@ -137,7 +140,7 @@ async def register(
             email_digest=digests["email"],
             phone_digest=digests["phone"],
             username=body.username,
-            password_hash=hash_password(body.password),
+            password_hash=password_hash,
             email=body.email.strip().lower(),
             phone=body.phone,
             actor=actor,

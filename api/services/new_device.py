@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request, Response, status
 from sqlalchemy import func
@@ -48,6 +48,9 @@ DEVICE_LIFETIME = timedelta(days=30)
 MAX_WRONG_TRIES = 5
 WRONG_TRIES_WINDOW = timedelta(hours=1)
 MAX_DEVICES_PER_BROWSER = 4
+# Codes proving a new email address or phone number (api/services/account_changes.py) are `LoginCode` rows
+# too, told apart by this prefix of `attempt_hash`: their wrong tries and cooldown are counted on their own.
+CHANGE_PREFIX = "change:"
 LOCKED = "Too many wrong codes. Wait an hour and try again, or ask your preparer for help."
 EXPIRED_ATTEMPT = "Your login timed out. Enter your user name and password again."
 
@@ -160,18 +163,26 @@ class LoginCodeSent:
     resend_after: datetime
 
 
-def _wrong_tries(db: Session, account_id: int) -> int:
+def _of_kind(change: bool) -> Any:
+    prefixed = col(LoginCode.attempt_hash).startswith(CHANGE_PREFIX)
+    return prefixed if change else ~prefixed
+
+
+def wrong_tries(db: Session, account_id: int, *, change: bool = False) -> int:
+    """Wrong codes of the last hour, summed over the account's login codes (or its change codes)."""
     since = utcnow() - WRONG_TRIES_WINDOW
     total = db.exec(
         select(func.coalesce(func.sum(LoginCode.wrong_tries), 0)).where(
-            LoginCode.account_id == account_id, col(LoginCode.created_at) > since
+            LoginCode.account_id == account_id, col(LoginCode.created_at) > since, _of_kind(change)
         )
     ).one()
     return int(total)
 
 
-def _latest_code(db: Session, account_id: int, attempt_hash: str | None = None) -> LoginCode | None:
-    query = select(LoginCode).where(LoginCode.account_id == account_id)
+def latest_code(
+    db: Session, account_id: int, attempt_hash: str | None = None, *, change: bool = False
+) -> LoginCode | None:
+    query = select(LoginCode).where(LoginCode.account_id == account_id, _of_kind(change))
     if attempt_hash is not None:
         query = query.where(LoginCode.attempt_hash == attempt_hash)
     return db.exec(query.order_by(col(LoginCode.id).desc())).first()
@@ -179,7 +190,7 @@ def _latest_code(db: Session, account_id: int, attempt_hash: str | None = None) 
 
 def code_state(db: Session, pending: PendingLogin, resources: Resources) -> LoginCodeSent | None:
     """The code already sent for this login, if any, so a reloaded page shows it and its cooldown."""
-    code = _latest_code(db, pending.account.id or 0, pending.attempt_hash)
+    code = latest_code(db, pending.account.id or 0, pending.attempt_hash)
     if code is None or code.used_at is not None:
         return None
     return LoginCodeSent(
@@ -209,11 +220,11 @@ async def send_login_code(
         raise ServiceError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "That way of receiving a code is not available."
         )
-    if _wrong_tries(db, account.id or 0) >= MAX_WRONG_TRIES:
+    if wrong_tries(db, account.id or 0) >= MAX_WRONG_TRIES:
         raise ServiceError(status.HTTP_423_LOCKED, LOCKED)
     now = utcnow()
     cooldown = resources.settings.code_resend_cooldown
-    last = _latest_code(db, account.id or 0)
+    last = latest_code(db, account.id or 0)
     if last is not None and now < last.created_at + cooldown:
         wait = int((last.created_at + cooldown - now).total_seconds()) + 1
         raise ServiceError(
@@ -276,9 +287,9 @@ def check_login_code(
     """Accepts the current code of this pending login once; counts a wrong one against the account."""
     account_id = pending.account.id or 0
     actor = request_actor(request, "taxpayer", pending.signer.role.value)
-    if _wrong_tries(db, account_id) >= MAX_WRONG_TRIES:
+    if wrong_tries(db, account_id) >= MAX_WRONG_TRIES:
         raise ServiceError(status.HTTP_423_LOCKED, LOCKED, "code")
-    row = _latest_code(db, account_id, pending.attempt_hash)
+    row = latest_code(db, account_id, pending.attempt_hash)
     if row is None or row.used_at is not None:
         raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Ask for a code first.", "code")
     if utcnow() > row.expires_at:
@@ -294,7 +305,7 @@ def check_login_code(
         )
         audit.record(db, action="login.code_wrong", actor=actor, engagement_id=pending.signer.engagement_id)
         db.commit()
-        left = MAX_WRONG_TRIES - _wrong_tries(db, account_id)
+        left = MAX_WRONG_TRIES - wrong_tries(db, account_id)
         if left <= 0:
             raise ServiceError(status.HTTP_423_LOCKED, LOCKED, "code")
         tries = "1 try" if left == 1 else f"{left} tries"

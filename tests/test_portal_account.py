@@ -1,0 +1,305 @@
+"""A signed-in taxpayer changes their password, email address and phone number, through the JSON API and
+the Account page: the current password is asked again (and counted by the login throttle), a new address is
+proven with a code sent to it, the old address is told, and messages — reminders included — go to the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from journey import PASSWORD, TAXPAYER, Person, code_in, invite_token, latest, login_preparer, make_preparer
+from sqlmodel import Session, select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.engagement import EngagementActivities
+from core import throttle
+from core.config import Settings
+from core.context import Resources
+from core.models import AuditEntry, LoginCode, OutboxMessage, Signer, TaxpayerAccount, WebSession
+from core.passwords import verify_password
+from worker.main import build_worker
+from workflows.types import MessageRequest
+
+pytestmark = pytest.mark.e2e
+NEW_PASSWORD = "a brand new passphrase 2026"
+NEW_EMAIL = "shelby.new@example.org"
+NEW_PHONE = "+1 702 555 0123"
+NEW_PHONE_E164 = "+17025550123"
+OLD_PHONE_E164 = "+17025550197"
+
+
+@pytest.fixture
+async def stack(
+    db_settings: Settings, api: Any, dev_server: WorkflowEnvironment
+) -> AsyncIterator[dict[str, Any]]:
+    """A verified taxpayer (API session) and the preparer reading the dev outbox."""
+    db_settings.code_resend_cooldown = timedelta(0)
+    resources = Resources.from_settings(db_settings)
+    async with build_worker(dev_server.client, resources), api.client("198.51.100.1") as preparer:
+        await login_preparer(preparer, make_preparer(resources))
+        created = await preparer.post("/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER})
+        eid = created.json()["id"]
+        assert (
+            await preparer.post(f"/api/engagements/{eid}/invite", json={"channel": "email"})
+        ).status_code == 200
+        for _ in range(100):
+            try:
+                token = invite_token(await latest(preparer, "invite", TAXPAYER["email"]))
+                break
+            except AssertionError:
+                await asyncio.sleep(0.1)
+        taxpayer = api.client("198.51.100.2")
+        person = Person(taxpayer, TAXPAYER)
+        assert (
+            await taxpayer.post(f"/api/invitations/{token}/register", json=person.registration())
+        ).status_code == 201
+        assert (await taxpayer.post("/api/taxpayer/code", json={"channel": "email"})).status_code == 200
+        code = code_in(await latest(preparer, "code", TAXPAYER["email"]))
+        assert (
+            await taxpayer.post("/api/taxpayer/verify", json={"code": code, "remember_device": True})
+        ).status_code == 200
+        yield {"api": api, "resources": resources, "preparer": preparer, "taxpayer": taxpayer, "eid": eid}
+        await taxpayer.aclose()
+    resources.engine.dispose()
+
+
+def actions(resources: Resources) -> list[str]:
+    with Session(resources.engine) as db:
+        return [e.action for e in db.exec(select(AuditEntry).order_by(AuditEntry.id)).all()]  # type: ignore[arg-type]
+
+
+async def messages_to(preparer: httpx.AsyncClient, purpose: str, destination: str) -> list[dict[str, Any]]:
+    listed = (await preparer.get("/api/dev/outbox")).json()
+    return [m for m in listed if m["purpose"] == purpose and m["destination"] == destination]
+
+
+# ---- password ----------------------------------------------------------------------------------------
+
+
+async def test_password_change_through_the_api(stack: dict[str, Any]) -> None:
+    api, resources, preparer, taxpayer = (
+        stack["api"],
+        stack["resources"],
+        stack["preparer"],
+        stack["taxpayer"],
+    )
+    url = "/api/taxpayer/account/password"
+    async with api.client("198.51.100.3") as laptop:  # a second session of the same account
+        for name, value in taxpayer.cookies.items():  # the remembered device: logs in without a code
+            if "device" in name:
+                laptop.cookies.set(name, value, domain="portico.test")
+        logged_in = await laptop.post(
+            "/api/taxpayer/login", json={"username": "shelby", "password": PASSWORD}
+        )
+        assert logged_in.status_code == 200, logged_in.text
+        assert (await laptop.get("/api/taxpayer/me")).status_code == 200
+
+        wrong = await taxpayer.post(url, json={"current_password": "not it", "new_password": NEW_PASSWORD})
+        assert wrong.status_code == 403 and wrong.json()["detail"] == "That is not your current password."
+        common = await taxpayer.post(url, json={"current_password": PASSWORD, "new_password": "password123"})
+        assert common.status_code == 422 and "too common" in common.json()["detail"]
+        short = await taxpayer.post(url, json={"current_password": PASSWORD, "new_password": "short"})
+        assert short.status_code == 422 and "at least 8 characters" in short.json()["detail"]
+        same = await taxpayer.post(url, json={"current_password": PASSWORD, "new_password": PASSWORD})
+        assert same.status_code == 422 and "different" in same.json()["detail"]
+        with Session(resources.engine) as db:  # nothing changed so far
+            account = db.exec(select(TaxpayerAccount)).one()
+            assert verify_password(account.password_hash, PASSWORD)
+
+        before = dict(taxpayer.cookies)
+        ok = await taxpayer.post(url, json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+        assert ok.status_code == 200, ok.text
+        assert dict(taxpayer.cookies) != before  # a new session id for this browser
+        assert (await taxpayer.get("/api/taxpayer/me")).status_code == 200
+        assert (await laptop.get("/api/taxpayer/me")).status_code == 401  # every other session ended
+
+    with Session(resources.engine) as db:
+        account = db.exec(select(TaxpayerAccount)).one()
+        assert account.password_hash.startswith("$argon2id$") and verify_password(
+            account.password_hash, NEW_PASSWORD
+        )
+        assert len(db.exec(select(WebSession).where(WebSession.kind == "taxpayer")).all()) == 1
+    async with api.client("198.51.100.4") as other:
+        old = await other.post("/api/taxpayer/login", json={"username": "shelby", "password": PASSWORD})
+        assert old.status_code == 401
+        new = await other.post("/api/taxpayer/login", json={"username": "shelby", "password": NEW_PASSWORD})
+        assert new.status_code in (200, 202), new.text
+
+    notices = await messages_to(preparer, "password_changed", TAXPAYER["email"])
+    assert len(notices) == 1 and "If this wasn't you, contact your preparer" in notices[0]["body"]
+    done = actions(resources)
+    assert done.count("account.change_refused") == 4 and "account.password_changed" in done
+    assert "account.change_notice" in done
+
+
+async def test_wrong_current_passwords_share_the_login_throttle(
+    stack: dict[str, Any], monkeypatch: Any
+) -> None:
+    api, taxpayer = stack["api"], stack["taxpayer"]
+    frozen = throttle.utcnow()
+    monkeypatch.setattr(throttle, "utcnow", lambda: frozen)  # waits are exact, however slow the machine
+    url = "/api/taxpayer/account/contact/code"
+    body = {"kind": "email", "value": NEW_EMAIL, "current_password": "guess"}
+    answers = [(await taxpayer.post(url, json=body)).status_code for _ in range(throttle.ACCOUNT.free)]
+    assert answers == [403] * throttle.ACCOUNT.free
+    # The next try waits, even with the right password, here and on the login form alike.
+    right = await taxpayer.post(url, json={**body, "current_password": PASSWORD})
+    assert right.status_code == 429 and "Too many attempts" in right.json()["detail"]
+    assert int(right.headers["retry-after"]) >= 1
+    async with api.client("192.0.2.10") as elsewhere:
+        login = await elsewhere.post("/api/taxpayer/login", json={"username": "shelby", "password": PASSWORD})
+        assert login.status_code == 429
+    assert (await messages_to(stack["preparer"], "contact_code", NEW_EMAIL)) == []
+    with Session(stack["resources"].engine) as db:
+        refused = db.exec(select(AuditEntry).where(AuditEntry.action == "account.change_refused")).all()
+        assert {json.loads(e.detail)["reason"] for e in refused} == {"wrong password", "throttled"}
+
+
+# ---- email and phone ---------------------------------------------------------------------------------
+
+
+async def test_email_change_is_proven_by_a_code_and_reminders_follow(stack: dict[str, Any]) -> None:
+    resources, preparer, taxpayer = stack["resources"], stack["preparer"], stack["taxpayer"]
+    start = "/api/taxpayer/account/contact/code"
+    finish = "/api/taxpayer/account/contact"
+    bad = await taxpayer.post(
+        start, json={"kind": "email", "value": "not an address", "current_password": PASSWORD}
+    )
+    assert bad.status_code == 422 and bad.json()["detail"] == "Enter an email address."
+    same = await taxpayer.post(
+        start, json={"kind": "email", "value": TAXPAYER["email"].upper(), "current_password": PASSWORD}
+    )
+    assert same.status_code == 422 and "already your email address" in same.json()["detail"]
+    early = await taxpayer.post(finish, json={"kind": "email", "value": NEW_EMAIL, "code": "123456"})
+    assert early.status_code == 422 and early.json()["detail"] == "Ask for a code first."
+
+    sent = await taxpayer.post(
+        start, json={"kind": "email", "value": NEW_EMAIL, "current_password": PASSWORD}
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["message"] == "Code sent to she*****org."
+    code = code_in((await messages_to(preparer, "contact_code", NEW_EMAIL))[0])
+    # Nothing changes before the code comes back; a code for one address does not prove another.
+    with Session(resources.engine) as db:
+        assert db.exec(select(Signer)).one().email == TAXPAYER["email"]
+    other = await taxpayer.post(finish, json={"kind": "email", "value": "someone@else.example", "code": code})
+    assert other.status_code == 422 and "not right" in other.json()["detail"]
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    miss = await taxpayer.post(finish, json={"kind": "email", "value": NEW_EMAIL, "code": wrong})
+    assert miss.status_code == 422 and "3 tries left" in miss.json()["detail"]
+    with Session(resources.engine) as db:  # the code belongs to the session that asked for it
+        row = db.exec(select(LoginCode)).one()
+        assert row.attempt_hash.startswith("change:") and row.channel == "email"
+
+    ok = await taxpayer.post(finish, json={"kind": "email", "value": f" {NEW_EMAIL.upper()} ", "code": code})
+    assert ok.status_code == 200, ok.text
+    again = await taxpayer.post(finish, json={"kind": "email", "value": NEW_EMAIL, "code": code})
+    assert again.status_code == 422  # single use
+
+    with Session(resources.engine) as db:
+        assert db.exec(select(Signer)).one().email == NEW_EMAIL
+        assert db.exec(select(TaxpayerAccount)).one().email == NEW_EMAIL
+    notice = await messages_to(preparer, "email_changed", TAXPAYER["email"])
+    assert len(notice) == 1 and "contact your preparer" in notice[0]["body"]
+    me = (await taxpayer.get("/api/taxpayer/me")).json()
+    assert [c["masked"] for c in me["channels"] if c["channel"] == "email"] == ["she*****org"]
+
+    # The workflow's reminders go through the send_message activity, which reads the contact when it sends.
+    activities = EngagementActivities(resources, None, {})  # type: ignore[arg-type]
+    request = MessageRequest(
+        idempotency_key="test:signature_reminder:1",
+        engagement_id=stack["eid"],
+        recipient="taxpayer",
+        channel="email",
+        purpose="signature_reminder",
+        reminder_number=1,
+    )
+    await asyncio.to_thread(activities.send_message, request)
+    with Session(resources.engine) as db:
+        reminder = db.exec(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == "test:signature_reminder:1")
+        ).one()
+        assert reminder.destination == NEW_EMAIL
+    done = actions(resources)
+    assert "account.contact_code_sent" in done and "account.email_changed" in done
+
+
+async def test_phone_change_texts_the_new_number_and_tells_the_old_one(stack: dict[str, Any]) -> None:
+    resources, preparer, taxpayer = stack["resources"], stack["preparer"], stack["taxpayer"]
+    sent = await taxpayer.post(
+        "/api/taxpayer/account/contact/code",
+        json={"kind": "phone", "value": NEW_PHONE, "current_password": PASSWORD},
+    )
+    assert sent.status_code == 200 and sent.json()["message"] == "Code sent to 70*****23."
+    code = code_in((await messages_to(preparer, "contact_code", NEW_PHONE_E164))[0])
+    ok = await taxpayer.post(
+        "/api/taxpayer/account/contact", json={"kind": "phone", "value": "(702) 555-0123", "code": code}
+    )
+    assert ok.status_code == 200, ok.text
+    with Session(resources.engine) as db:
+        assert db.exec(select(Signer)).one().phone == NEW_PHONE_E164
+    assert len(await messages_to(preparer, "phone_changed", OLD_PHONE_E164)) == 1
+
+
+# ---- the Account page ----------------------------------------------------------------------------------
+
+
+def csrf_of(page: httpx.Response) -> str:
+    return page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+
+
+async def test_account_page_changes_email_and_password(stack: dict[str, Any]) -> None:
+    resources, preparer, taxpayer = stack["resources"], stack["preparer"], stack["taxpayer"]
+    home = await taxpayer.get("/portal")
+    assert 'href="/portal/account"' in home.text
+    page = await taxpayer.get("/portal/account")
+    assert page.status_code == 200 and TAXPAYER["email"] in page.text
+    token = csrf_of(page)
+
+    no_token = await taxpayer.post("/portal/account/password", data={"current_password": PASSWORD})
+    assert no_token.status_code == 403
+    wrong = await taxpayer.post(
+        "/portal/account/contact/code",
+        data={"csrf_token": token, "kind": "email", "value": NEW_EMAIL, "current_password": "nope"},
+    )
+    assert wrong.status_code == 403 and "That is not your current password." in wrong.text
+    sent = await taxpayer.post(
+        "/portal/account/contact/code",
+        data={"csrf_token": token, "kind": "email", "value": NEW_EMAIL, "current_password": PASSWORD},
+    )
+    assert sent.status_code == 200 and "We sent a 6-digit code to she*****org" in sent.text
+    code = code_in((await messages_to(preparer, "contact_code", NEW_EMAIL))[0])
+    miss = await taxpayer.post(
+        "/portal/account/contact",
+        data={"csrf_token": token, "kind": "email", "value": NEW_EMAIL, "code": "12"},
+    )
+    assert miss.status_code == 422 and "Enter the 6-digit code." in miss.text and 'name="code"' in miss.text
+    done = await taxpayer.post(
+        "/portal/account/contact",
+        data={"csrf_token": token, "kind": "email", "value": NEW_EMAIL, "code": code},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/portal/account?m=email-changed"
+    shown = await taxpayer.get(done.headers["location"])
+    assert "Your email address is changed" in shown.text and NEW_EMAIL in shown.text
+
+    changed = await taxpayer.post(
+        "/portal/account/password",
+        data={"csrf_token": token, "current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+    assert changed.status_code == 303 and changed.headers["location"] == "/portal/account?m=password-changed"
+    assert (await taxpayer.get("/portal/account")).status_code == 200  # still logged in, on a new session id
+    # The notice goes to the address in use now (the new email).
+    assert len(await messages_to(preparer, "password_changed", NEW_EMAIL)) == 1
+    bad_kind = await taxpayer.post(
+        "/portal/account/contact/code",
+        data={"csrf_token": token, "kind": "fax", "value": "1", "current_password": PASSWORD},
+    )
+    assert bad_kind.status_code == 404
+    with Session(resources.engine) as db:
+        assert verify_password(db.exec(select(TaxpayerAccount)).one().password_hash, NEW_PASSWORD)
