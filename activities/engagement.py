@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import pdfsign, signing
 from activities.delivery import MessageBackend, OutgoingMessage
-from activities.messages import MessageContext, render
+from activities.messages import MessageContext, Wording, render, saved_wording
 from activities.outbox import Outbox
 from core import audit
 from core.context import Resources
@@ -145,6 +145,7 @@ class EngagementActivities:
         engagement = _get(session, Engagement, req.engagement_id)
         firm = _get(session, Firm, engagement.firm_id)
         public = self.r.settings.public_url.rstrip("/")
+        wording: Wording | None = None  # the firm's own, for client messages it reworded
         if req.recipient == "preparer":
             preparer = _get(session, Preparer, engagement.preparer_id)
             to, name = preparer.email, preparer.name
@@ -177,12 +178,13 @@ class EngagementActivities:
                 reminder_number=req.reminder_number,
                 code_minutes=int(self.r.settings.code_lifetime.total_seconds() // 60),
             )
+            wording = saved_wording(session, engagement.firm_id, req.purpose, req.channel)
         digest = None
         if req.purpose == "code":
             code = f"{secrets.randbelow(1_000_000):06d}"
             ctx = MessageContext(**{**ctx.__dict__, "code": code})
             digest = code_digest(self.r, req.engagement_id, req.recipient, code)
-        rendered = render(req.purpose, ctx)
+        rendered = render(req.purpose, ctx, wording)
         return OutgoingMessage(req.channel, to, rendered.subject, rendered.body), digest  # type: ignore[arg-type]
 
     def _label(self, session: Session, engagement: Engagement) -> str:

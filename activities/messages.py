@@ -1,8 +1,22 @@
-"""The words of every message Portico sends. Texts stay short: one SMS segment where possible."""
+"""The words of every message Portico sends. Texts stay short: one SMS segment where possible.
+
+A firm may word its client messages itself (`MessageTemplate`, edited in firm settings). A saved wording is
+text with placeholders such as `{first_name}`; `render` uses it for that purpose and channel and falls back
+to Portico's wording (and logs why) when it cannot be filled, so a bad template never stops a send. The
+settings preview renders through `render_wording`, the very function a send uses.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from core.models import MessageTemplate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,11 +37,125 @@ class RenderedMessage:
     body: str
 
 
-def render(purpose: str, ctx: MessageContext) -> RenderedMessage:
+@dataclass(frozen=True)
+class Wording:
+    """A firm's own text for one message: placeholders in braces, `{{` and `}}` for literal braces."""
+
+    subject: str
+    body: str
+
+
+# The client messages a firm may reword, and what each placeholder stands for.
+EDITABLE_PURPOSES = (
+    "invite",
+    "invite_reminder",
+    "code",
+    "verify_reminder",
+    "documents_ready",
+    "signature_reminder",
+)
+PLACEHOLDER_NAMES = ("firm_name", "first_name", "link", "code", "code_minutes", "reminder_number")
+# What a message is for: a template that leaves it out is refused, and never sent.
+REQUIRED_PLACEHOLDER = {"invite": "link", "invite_reminder": "link", "code": "code"}
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+class WordingError(ValueError):
+    """A template that cannot be filled: bad brace syntax, an unknown placeholder, a required one missing."""
+
+
+def placeholders_in(text: str) -> list[str]:
+    """The placeholder names `text` uses, in order; raises `WordingError` on bad syntax or unknown names."""
+    names = []
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            continue
+        if token in ("{", "}"):
+            raise WordingError(
+                f"A lone {token!r} at character {match.start() + 1}: placeholders look like {{first_name}} "
+                "(write {{ or }} for a brace itself)."
+            )
+        name = match.group(1)
+        if name not in PLACEHOLDER_NAMES:
+            allowed = ", ".join(f"{{{p}}}" for p in PLACEHOLDER_NAMES)
+            raise WordingError(f"Unknown placeholder {{{name}}}. You can use {allowed}.")
+        names.append(name)
+    return names
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """`text` with each placeholder replaced by its value (checked first: raises `WordingError`)."""
+    placeholders_in(text)
+
+    def value(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return token[0] if token in ("{{", "}}") else values[match.group(1)]
+
+    return _TOKEN.sub(value, text)
+
+
+def wording_problem(purpose: str, wording: Wording) -> tuple[str, str] | None:
+    """(field, message) for the first thing that keeps `wording` from being used for `purpose`."""
+    for field, text in (("subject", wording.subject), ("body", wording.body)):
+        try:
+            placeholders_in(text)
+        except WordingError as exc:
+            return field, str(exc)
+    needed = REQUIRED_PLACEHOLDER.get(purpose)
+    if needed and needed not in placeholders_in(wording.body):
+        return "body", f"This message must contain {{{needed}}}."
+    return None
+
+
+def placeholder_values(ctx: MessageContext) -> dict[str, str]:
+    return {
+        "firm_name": ctx.firm_name,
+        "first_name": ctx.recipient_name,
+        "link": ctx.link,
+        "code": ctx.code,
+        "code_minutes": str(ctx.code_minutes),
+        "reminder_number": str(ctx.reminder_number),
+    }
+
+
+def render_wording(purpose: str, ctx: MessageContext, wording: Wording) -> RenderedMessage:
+    """The firm's wording filled in for this message; raises `WordingError` when it can't be used."""
+    problem = wording_problem(purpose, wording)
+    if problem is not None:
+        raise WordingError(problem[1])
+    values = placeholder_values(ctx)
+    subject = fill(wording.subject, values) if ctx.channel == "email" else ""
+    return RenderedMessage(subject, fill(wording.body, values))
+
+
+def render(purpose: str, ctx: MessageContext, wording: Wording | None = None) -> RenderedMessage:
+    """The message to send: the firm's `wording` when given and usable, else Portico's own."""
+    if wording is not None:
+        try:
+            return render_wording(purpose, ctx, wording)
+        except WordingError as exc:
+            log.warning(
+                "firm template for %s (%s) unusable, sending Portico's wording: %s", purpose, ctx.channel, exc
+            )
     renderer = _RENDERERS.get(purpose)
     if renderer is None:
         raise ValueError(f"no message template for {purpose!r}")
     return renderer(ctx)
+
+
+def saved_wording(session: Session, firm_id: int, purpose: str, channel: str) -> Wording | None:
+    """The firm's saved template for this purpose and channel, if it has one."""
+    if purpose not in EDITABLE_PURPOSES:
+        return None
+    row = session.exec(
+        select(MessageTemplate).where(
+            MessageTemplate.firm_id == firm_id,
+            MessageTemplate.purpose == purpose,
+            MessageTemplate.channel == channel,
+        )
+    ).first()
+    return Wording(row.subject, row.body) if row is not None else None
 
 
 def _invite(ctx: MessageContext) -> RenderedMessage:
@@ -117,4 +245,32 @@ _RENDERERS = {
     "needs_attention": _needs_attention,
     "completed": _completed,
     "login_code": _login_code,
+    "contact_code": lambda ctx: _contact_code(ctx),
+    "password_changed": lambda ctx: _account_changed(ctx, "password"),
+    "email_changed": lambda ctx: _account_changed(ctx, "email address"),
+    "phone_changed": lambda ctx: _account_changed(ctx, "phone number"),
 }
+
+
+def _contact_code(ctx: MessageContext) -> RenderedMessage:
+    text = f"Your Portico confirmation code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+    if ctx.channel == "sms":
+        return RenderedMessage("", f"{ctx.firm_name}: {text} Don't share it.")
+    return RenderedMessage(
+        "Confirm your new email address",
+        f"Hello {ctx.recipient_name},\n\nYou asked to use this address for your {ctx.firm_name} client "
+        f"portal.\n\n{text}\n\nIf you did not ask for it, you can ignore this message.\n",
+    )
+
+
+def _account_changed(ctx: MessageContext, what: str) -> RenderedMessage:
+    warning = f"If this wasn't you, contact your preparer at {ctx.firm_name} right away."
+    if ctx.channel == "sms":
+        return RenderedMessage(
+            "", f"{ctx.firm_name}: the {what} of your client portal account was changed. {warning}"
+        )
+    return RenderedMessage(
+        f"Your portal {what} was changed",
+        f"Hello {ctx.recipient_name},\n\nThe {what} of your {ctx.firm_name} client portal account was just "
+        f"changed.\n\n{warning}\n",
+    )

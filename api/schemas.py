@@ -273,12 +273,40 @@ class PasswordHintsOut(BaseModel):
     problems: list[str]
 
 
+# ---- taxpayer portal: changing one's own password, email address or phone number -------------------
+
+ContactKind = Literal["email", "phone"]
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: str = Field(max_length=256)
+    new_password: str = Field(
+        max_length=256, description="8 to 128 characters, not a common password, not your user name or email"
+    )
+
+
+class ContactCodeIn(BaseModel):
+    """Step 1 of changing the email address or phone number: a code goes to the new one."""
+
+    kind: ContactKind
+    value: str = Field(max_length=254, description="the new email address or phone number")
+    current_password: str = Field(max_length=256)
+
+
+class ContactConfirmIn(BaseModel):
+    """Step 2: the code sent to the new address; it then replaces the old one."""
+
+    kind: ContactKind
+    value: str = Field(max_length=254, description="the same new address the code was sent to")
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
 # ---- preparer login with a second factor ---------------------------------------------------------
 
 
 class PreparerLoginOut(BaseModel):
     """`next`: "done" (logged in), "code" (send the authenticator code to /api/preparer/login/code),
-    "enrol" (logged in, but set up two-step login: /api/preparer/mfa/enrol)."""
+    "enrol" (a set-up-only session: /api/preparer/mfa/enrol, then /api/preparer/mfa/confirm)."""
 
     message: str
     next: Literal["done", "code", "enrol"]
@@ -298,3 +326,52 @@ class MfaEnrolOut(BaseModel):
 class RecoveryCodesOut(BaseModel):
     message: str
     recovery_codes: list[str]
+
+
+# ---- the firm: settings and preparers (every preparer reads; administrators change) -----------------
+
+
+class FirmSettingsIn(BaseModel):
+    """New engagements start with these; hours are the client's local time (quiet hours apply to texts)."""
+
+    time_zone: str = Field(max_length=64, description="the firm's, e.g. America/Chicago")
+    invite_reminder_days: int
+    invite_reminders_max: int
+    invite_expires_days: int
+    verify_reminder_hours: int
+    signature_reminder_first_days: int
+    signature_reminder_interval_days: int
+    signature_reminders_max: int
+    quiet_hours_start: int = Field(description="no texts from this hour (0-23)")
+    quiet_hours_end: int = Field(description="until this hour (0-23)")
+
+
+class FirmSettingsOut(FirmSettingsIn):
+    updated_at: datetime
+
+
+class ColleagueOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    active: bool
+    is_admin: bool
+    two_step_login: bool = Field(description="two-step login is set up")
+
+
+class ColleagueInviteIn(BaseModel):
+    name: str = Field(max_length=120)
+    email: str = Field(max_length=254)
+
+
+class ColleagueChangeIn(BaseModel):
+    """One change at a time: deactivate or reactivate, or make an administrator or not."""
+
+    active: bool | None = None
+    is_admin: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> ColleagueChangeIn:
+        if (self.active is None) == (self.is_admin is None):
+            raise ValueError("Change one thing at a time: give `active` or `is_admin`.")
+        return self

@@ -81,8 +81,11 @@ def create_preparer(
     name: str = typer.Option(..., help="name shown to clients"),
     firm: str = typer.Option(..., help="firm name (created if new)"),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    admin: bool = typer.Option(
+        False, "--admin", help="make them a firm administrator (the firm's first preparer always is one)"
+    ),
 ) -> None:
-    """Create a preparer (and their firm if it does not exist yet)."""
+    """Create a preparer (and their firm if it does not exist yet); the firm's first is its administrator."""
     problems = password_problems(password, email)
     if problems:
         typer.echo(" ".join(problems), err=True)
@@ -92,18 +95,28 @@ def create_preparer(
         if db.exec(select(Preparer).where(Preparer.email == email.lower())).first():
             typer.echo(f"A preparer with email {email} already exists.", err=True)
             raise typer.Exit(1)
-        _add_preparer(db, firm, email, name, password)
-    typer.echo(f"Created preparer {email} in firm {firm!r}.")
+        preparer = _add_preparer(db, firm, email, name, password, admin=admin or None)
+        role = "an administrator" if preparer.is_admin else "not an administrator"
+    typer.echo(f"Created preparer {email} in firm {firm!r} ({role}).")
 
 
-def _add_preparer(db: Session, firm_name: str, email: str, name: str, password: str) -> Preparer:
+def _add_preparer(
+    db: Session, firm_name: str, email: str, name: str, password: str, *, admin: bool | None = None
+) -> Preparer:
+    """`admin=None`: an administrator when they are the firm's first preparer (a new firm), else not."""
     firm = db.exec(select(Firm).where(Firm.name == firm_name)).first()
     if firm is None:
         firm = Firm(name=firm_name)
         db.add(firm)
         db.flush()
+    if admin is None:
+        admin = db.exec(select(Preparer.id).where(Preparer.firm_id == firm.id)).first() is None
     preparer = Preparer(
-        firm_id=firm.id or 0, email=email.lower(), name=name, password_hash=hash_password(password)
+        firm_id=firm.id or 0,
+        email=email.lower(),
+        name=name,
+        password_hash=hash_password(password),
+        is_admin=admin,
     )
     db.add(preparer)
     db.commit()
@@ -119,9 +132,10 @@ def ensure_demo_preparer(resources: Resources) -> str:
             return secret_file.read_text().strip()
         password = secrets.token_urlsafe(12)
         if existing is None:
-            _add_preparer(db, "Demo Tax Practice", DEMO_EMAIL, "Demo Preparer", password)
+            _add_preparer(db, "Demo Tax Practice", DEMO_EMAIL, "Demo Preparer", password, admin=True)
         else:
             existing.password_hash = hash_password(password)
+            existing.is_admin = True
             db.add(existing)
             db.commit()
     secret_file.write_text(password + "\n")

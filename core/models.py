@@ -63,6 +63,9 @@ class Preparer(SQLModel, table=True):
     name: str
     password_hash: str
     active: bool = True
+    # Administrators manage the firm: colleagues (invite, deactivate, administrator or not), the reminder
+    # schedule, quiet hours and message wording. Everyone else reads those settings only.
+    is_admin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _created()
 
 

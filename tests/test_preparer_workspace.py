@@ -17,15 +17,26 @@ from journey import PASSWORD, SPOUSE, TAXPAYER, code_in, signature_png
 from pdfs import make_pdf
 from playwright.async_api import Page, expect
 from preparer_steps import Authenticator, add_preparer, enrol_directly
+from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from activities import pdfsign
 from api.app import create_app
+from core.context import Resources
+from core.models import Preparer
 
 pytestmark = pytest.mark.e2e
 chromium, portal = browser.chromium, browser.portal  # the fixtures this module uses
 
 GRACE = "grace@firm.test"
+
+
+def make_admin(resources: Resources, email: str) -> None:
+    with Session(resources.engine) as db:
+        preparer = db.exec(select(Preparer).where(Preparer.email == email)).one()
+        preparer.is_admin = True
+        db.add(preparer)
+        db.commit()
 
 
 async def log_in(page: Page, portal: Portal, email: str, phone: Authenticator, screenshot: str = "") -> None:
@@ -122,6 +133,7 @@ async def fill_new_engagement(page: Page, person: dict[str, str], prefix: str = 
 
 async def test_return_from_creation_to_signed_in_the_workspace(portal: Portal, client_api: Any) -> None:
     add_preparer(portal.resources, GRACE, "Lovelace Tax", "Grace Preparer")
+    make_admin(portal.resources, GRACE)  # she changes a message template below
     desk = await (await portal.person()).new_page()
 
     # Log in: the workspace asks for the password, then sets up the authenticator (first login).

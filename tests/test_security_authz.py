@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import _EffectiveRouteContext, _IncludedRouter
 from journey import (
+    PASSWORD,
     SPOUSE,
     TAXPAYER,
     Person,
@@ -71,6 +72,7 @@ class Spec:
     calls: Callable[[Ids], list[Call]]
     spouse: bool = False  # the spouse is tried too (taxpayer's own document that doesn't need the spouse)
     filter_ok: bool = False  # the id is a filter: a 200 with only the caller's own data is a refusal too
+    also_refused: tuple[int, ...] = ()  # further statuses that refuse here (say why at the entry)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,19 @@ def _sign_return(path: str, **kw: Any) -> Callable[[Ids], list[Call]]:
     return lambda ids: [("POST", path.format(document_id=ids["return_doc"]), dict(kw))]
 
 
+# Account changes act on the caller's own account only (no id to swap): every attacker is tried with a
+# password that isn't theirs, and afterwards the victim's password, email and phone must be unchanged.
+NOT_MY_PASSWORD = "the victim's password, guessed"
+ACCOUNT_PASSWORD = {"current_password": NOT_MY_PASSWORD, "new_password": "taken over by mallory 2026"}
+ACCOUNT_CODE = {"kind": "email", "value": "mallory.inbox@example.net", "current_password": NOT_MY_PASSWORD}
+ACCOUNT_CONFIRM = {"kind": "email", "value": "mallory.inbox@example.net", "code": "123456"}
+NO_CHANGE_STARTED = (422,)  # a code for a change this session never started: "Ask for a code first."
+
+
+def _own(method: str, path: str, **kw: Any) -> Callable[[Ids], list[Call]]:
+    return lambda ids: [(method, path, dict(kw))]
+
+
 E = "/api/engagements/{engagement_id}"
 P = "/preparer/engagements/{engagement_id}"
 NO_ID = "no path or query id: acts on the caller's own session only"
@@ -129,6 +144,25 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("POST", "/api/preparer/mfa/enrol"): Exempt(NO_ID),
     ("POST", "/api/preparer/mfa/confirm"): Exempt(NO_ID),
     ("POST", "/api/engagements"): Exempt(NO_ID),
+    ("GET", "/api/firm/templates/{purpose}/{channel}"): Exempt(
+        "template ids are names: the caller's firm only"
+    ),
+    ("PUT", "/api/firm/templates/{purpose}/{channel}"): Exempt(
+        "template ids are names: the caller's firm only"
+    ),
+    ("DELETE", "/api/firm/templates/{purpose}/{channel}"): Exempt(
+        "template ids are names: the caller's firm only"
+    ),
+    ("GET", "/api/firm/settings"): Exempt(NO_ID),
+    ("PUT", "/api/firm/settings"): Exempt(NO_ID),
+    ("GET", "/api/firm/preparers"): Exempt(NO_ID),
+    ("POST", "/api/firm/preparers/invite"): Exempt(NO_ID),
+    ("PATCH", "/api/firm/preparers/{preparer_id}"): Spec(
+        lambda ids: [
+            ("PATCH", f"/api/firm/preparers/{ids['colleague']}", {"json": change})
+            for change in ({"active": False}, {"is_admin": True})
+        ]
+    ),
     ("GET", "/api/engagements"): Spec(
         lambda ids: [("GET", "/api/engagements", {"params": {"preparer_id": ids["victim_preparer"]}})],
         filter_ok=True,
@@ -175,6 +209,17 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
         _sign_return("/api/taxpayer/documents/{document_id}/sign"), spouse=True
     ),
     ("GET", "/api/taxpayer/messages"): Exempt(NO_ID),
+    ("POST", "/api/taxpayer/account/password"): Spec(
+        _own("POST", "/api/taxpayer/account/password", json=ACCOUNT_PASSWORD), spouse=True
+    ),
+    ("POST", "/api/taxpayer/account/contact/code"): Spec(
+        _own("POST", "/api/taxpayer/account/contact/code", json=ACCOUNT_CODE), spouse=True
+    ),
+    ("POST", "/api/taxpayer/account/contact"): Spec(
+        _own("POST", "/api/taxpayer/account/contact", json=ACCOUNT_CONFIRM),
+        spouse=True,
+        also_refused=NO_CHANGE_STARTED,
+    ),
     ("POST", "/api/taxpayer/messages"): Exempt(NO_ID),
     # --- taxpayer pages
     ("GET", "/invite/{token}"): Spec(_one("/invite/{token}")),
@@ -220,6 +265,18 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
         lambda ids: [("GET", "/portal/messages/feed", {"params": {"after": 0}})], filter_ok=True
     ),
     ("POST", "/portal/messages"): Exempt(NO_ID),
+    ("GET", "/portal/account"): Spec(_own("GET", "/portal/account"), filter_ok=True),  # one's own only
+    ("POST", "/portal/account/password"): Spec(
+        _own("POST", "/portal/account/password", data=ACCOUNT_PASSWORD), spouse=True
+    ),
+    ("POST", "/portal/account/contact/code"): Spec(
+        _own("POST", "/portal/account/contact/code", data=ACCOUNT_CODE), spouse=True
+    ),
+    ("POST", "/portal/account/contact"): Spec(
+        _own("POST", "/portal/account/contact", data=ACCOUNT_CONFIRM),
+        spouse=True,
+        also_refused=NO_CHANGE_STARTED,
+    ),
     # --- preparer pages
     ("GET", "/preparer/login"): Exempt("`next` is a same-site path, not an object id"),
     ("POST", "/preparer/login"): Exempt(NO_ID),
@@ -433,6 +490,7 @@ async def world(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIte
                 "colleague": colleague,
                 "victim_preparer": victim_preparer,
                 "forged_token": forged,
+                "resources": resources,
             }
             leaks = [
                 TAXPAYER["first_name"],
@@ -465,8 +523,10 @@ async def world(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIte
                     await c.aclose()
 
 
-def _refused(path: str, response: httpx.Response, filter_ok: bool, spouse: bool = False) -> bool:
-    if response.status_code in (401, 403, 404):
+def _refused(
+    path: str, response: httpx.Response, filter_ok: bool, spouse: bool = False, also: tuple[int, ...] = ()
+) -> bool:
+    if response.status_code in (401, 403, 404, *also):
         return True
     # The spouse knows the joint return's documents exist: "this document doesn't need your signature" (409)
     # is the workflow validator's refusal.
@@ -498,7 +558,7 @@ async def test_every_id_route_refuses_other_people(world: World) -> None:
                 tried += 1
                 body = response.text
                 label = f"{who}: {method} {url} ({template}) -> {response.status_code}"
-                if not _refused(url, response, spec.filter_ok, who == "spouse"):
+                if not _refused(url, response, spec.filter_ok, who == "spouse", spec.also_refused):
                     failures.append(f"{label} not refused: {body[:200]}")
                     continue
                 if who == "spouse":
@@ -509,3 +569,21 @@ async def test_every_id_route_refuses_other_people(world: World) -> None:
     assert not failures, "\n".join(failures)
     assert tried >= 80, tried
     # The victim's engagement is untouched: not cancelled, documents still waiting for the taxpayer.
+    _assert_victim_account_unchanged(world.ids["resources"])
+
+
+def _assert_victim_account_unchanged(resources: Resources) -> None:
+    from sqlmodel import Session, col, select
+
+    from core.models import AuditEntry, Signer, TaxpayerAccount
+    from core.passwords import verify_password
+
+    with Session(resources.engine) as db:
+        victim = db.exec(select(TaxpayerAccount).where(TaxpayerAccount.username == "shelby")).one()
+        signer = db.get(Signer, victim.signer_id)
+        assert signer is not None and verify_password(victim.password_hash, PASSWORD)
+        assert victim.email == signer.email == TAXPAYER["email"] and signer.phone == "+17025550197"
+        changed = db.exec(
+            select(AuditEntry.action).where(col(AuditEntry.action).like("account.%_changed"))
+        ).all()
+        assert changed == [], changed

@@ -1,6 +1,6 @@
 """Preparer side: log in (password, then the authenticator code), the dashboard, engagements, invite,
-documents, chat, cancel. The rules live in `api.services.preparer_*` and `api.dashboard`, shared with
-the workspace pages."""
+documents, chat, cancel; the firm's settings and preparers are in `api.routes.firm`. The rules live in
+`api.services.preparer_*` and `api.dashboard`, shared with the workspace pages."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
 
 from api.dashboard import DashboardQuery, load_dashboard
-from api.deps import CurrentPreparer, ResourcesDep, SessionDep, TemporalDep
+from api.deps import CurrentPreparer, PreparerInSetup, ResourcesDep, SessionDep, TemporalDep
 from api.documents import chat_of, download
+from api.routes import firm
 from api.schemas import (
     CancelIn,
     ChatIn,
@@ -46,9 +47,11 @@ def login(
     """Email and password; then the authenticator code (in `code`, or at /preparer/login/code)."""
     preparer = auth.check_password(db, request, body.email, body.password)
     if not auth.is_enrolled(db, preparer.id or 0):
-        auth.start_session(db, request, response, resources, preparer, "password")
+        auth.start_setup_session(db, request, response, resources, preparer)
         return PreparerLoginOut(
-            message=f"Welcome, {preparer.name}. Set up two-step login: it will be required.", next="enrol"
+            message=f"Welcome, {preparer.name}. Set up two-step login first: until then this session "
+            "reaches only /api/preparer/mfa/enrol, /api/preparer/mfa/confirm and logout.",
+            next="enrol",
         )
     if body.code:
         method = auth.check_second_factor(db, request, resources, preparer, body.code)
@@ -78,7 +81,7 @@ def logout(request: Request, response: Response, db: SessionDep, resources: Reso
 
 
 @router.post("/preparer/mfa/enrol", response_model=MfaEnrolOut)
-def mfa_enrol(preparer: CurrentPreparer, db: SessionDep, resources: ResourcesDep) -> MfaEnrolOut:
+def mfa_enrol(preparer: PreparerInSetup, db: SessionDep, resources: ResourcesDep) -> MfaEnrolOut:
     """Start setting up two-step login: the secret for an authenticator app (also as an otpauth URI)."""
     secret = auth.enrolment_secret(db, resources, preparer)
     return MfaEnrolOut(secret=secret, otpauth_uri=auth.provisioning_uri(db, secret, preparer))
@@ -89,11 +92,12 @@ def mfa_confirm(
     body: SecondFactorIn,
     request: Request,
     response: Response,
-    preparer: CurrentPreparer,
+    preparer: PreparerInSetup,
     db: SessionDep,
     resources: ResourcesDep,
 ) -> RecoveryCodesOut:
-    """Finish the set-up with the app's first code; answers the recovery codes, once."""
+    """Finish the set-up with the app's first code; answers the recovery codes, once, and replaces the
+    set-up session with a full one (a new session id)."""
     codes = auth.confirm_enrolment(db, request, resources, preparer, body.code)
     auth.start_session(db, request, response, resources, preparer, "totp")
     return RecoveryCodesOut(
@@ -262,3 +266,7 @@ def post_chat(
     """Write to the client."""
     engagement = work.engagement_of(db, preparer, engagement_id)
     return work.post_chat(db, request, preparer, engagement, body.body)
+
+
+# The firm's settings, message wording and preparers (/api/firm/...): administrators change them.
+router.include_router(firm.router)

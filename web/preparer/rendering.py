@@ -45,6 +45,8 @@ NOTICES = {
     "deactivated": "Preparer deactivated; their sessions ended.",
     "activated": "Preparer reactivated.",
     "mfa-reset": "Two-step login reset: they set it up again at their next login.",
+    "admin-granted": "They are now an administrator of the firm.",
+    "admin-revoked": "They are no longer an administrator of the firm.",
     "joined": "Your account is ready. Log in to set up two-step login.",
     "sent": "Message sent.",
 }

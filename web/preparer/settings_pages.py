@@ -1,18 +1,22 @@
 """Firm settings pages: colleagues, reminder schedule and quiet hours, message templates with a preview,
-and the preparer's own recovery codes. Rules: `api.services.preparer_settings`."""
+and the preparer's own recovery codes. Every preparer reads them; only the firm's administrators see the
+controls that change them, and anyone else who posts a change gets the settings page back with a 403 and
+the reason. Rules: `api.services.preparer_settings` and `api.services.preparer_colleagues`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from activities.messages import REQUIRED_PLACEHOLDER
 from activities.outbox import Outbox
 from api.deps import ResourcesDep, SessionDep
 from api.services import ServiceError, new_device
 from api.services import preparer_auth as auth
+from api.services import preparer_colleagues as people
 from api.services import preparer_settings as firm_admin
 from web.preparer.rendering import CurrentWorkspace, Workspace, render
 from web.security import check_csrf
@@ -45,8 +49,10 @@ def _settings_page(
     context = {
         "ws": ws,
         "page": "settings",
-        "colleagues": firm_admin.colleagues(db, firm_id),
-        "invites": firm_admin.pending_invites(db, firm_id),
+        "is_admin": ws.preparer.is_admin,
+        "admins": people.administrators(db, firm_id),
+        "colleagues": people.colleagues(db, firm_id),
+        "invites": people.pending_invites(db, firm_id),
         "settings": firm_admin.firm_settings(db, firm_id),
         "fields": firm_admin.SCHEDULE_FIELDS,
         "zones": sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/")),
@@ -54,9 +60,14 @@ def _settings_page(
         "codes_left": auth.recovery_codes_left(db, ws.preparer.id or 0),
         "errors": {},
         "values": {},
+        "alerts": {},  # a refusal, shown in the section (by id) it is about
         **extra,
     }
     return render(request, "preparer/settings.html", context, status_code)
+
+
+def _refused(request: Request, ws: Workspace, db: SessionDep, exc: ServiceError, section: str) -> Response:
+    return _settings_page(request, ws, db, exc.status_code, alerts={section: exc.message})
 
 
 @router.get("")
@@ -68,7 +79,10 @@ def settings_page(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Res
 async def save_schedule(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
     form = await request.form()
     values = {k: str(v)[:100] for k, v in form.items() if isinstance(v, str)}
-    settings, errors = firm_admin.save_firm_settings(db, request, ws.preparer, values)
+    try:
+        settings, errors = firm_admin.save_firm_settings(db, request, ws.preparer, values)
+    except ServiceError as exc:
+        return _refused(request, ws, db, exc, "schedule")
     if errors:
         return _settings_page(
             request, ws, db, 422, settings=settings, schedule_errors=errors, schedule_values=values
@@ -90,10 +104,10 @@ async def invite_colleague(
     email: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     try:
-        _, errors = await firm_admin.invite_colleague(
-            db, request, resources, outbox, ws.preparer, name, email
-        )
+        _, errors = await people.invite_colleague(db, request, resources, outbox, ws.preparer, name, email)
     except ServiceError as exc:
+        if exc.status_code == status.HTTP_403_FORBIDDEN:
+            return _refused(request, ws, db, exc, "preparers")
         errors = {"email": exc.message}
     if errors:
         values = {"name": name, "email": email}
@@ -101,27 +115,32 @@ async def invite_colleague(
     return see_other("/preparer/settings?m=invited#preparers")
 
 
+# action in the URL → the notice shown after it
+COLLEAGUE_ACTIONS = {
+    "deactivate": "deactivated",
+    "activate": "activated",
+    "make-admin": "admin-granted",
+    "remove-admin": "admin-revoked",
+    "reset-mfa": "mfa-reset",
+}
+
+
 @router.post("/preparers/{colleague_id}/{action}")
 def change_colleague(
     colleague_id: int, action: str, request: Request, ws: CurrentWorkspace, db: SessionDep
 ) -> Response:
+    if action not in COLLEAGUE_ACTIONS:
+        raise HTTPException(404)
     try:
         if action in ("deactivate", "activate"):
-            firm_admin.set_active(db, request, ws.preparer, colleague_id, action == "activate")
-            notice = "deactivated" if action == "deactivate" else "activated"
-        elif action == "reset-mfa":
-            other = firm_admin.colleague_of(db, ws.preparer, colleague_id)
-            if other.id == ws.preparer.id:
-                raise ServiceError(
-                    409, "Replace your own recovery codes instead; ask a colleague to reset yours."
-                )
-            auth.reset_mfa(db, request, ws.preparer, other)
-            notice = "mfa-reset"
+            people.set_active(db, request, ws.preparer, colleague_id, action == "activate")
+        elif action in ("make-admin", "remove-admin"):
+            people.set_admin(db, request, ws.preparer, colleague_id, action == "make-admin")
         else:
-            raise HTTPException(404)
+            people.reset_colleague_mfa(db, request, ws.preparer, colleague_id)
     except ServiceError as exc:
-        return _settings_page(request, ws, db, exc.status_code, colleague_error=exc.message)
-    return see_other(f"/preparer/settings?m={notice}#preparers")
+        return _refused(request, ws, db, exc, "preparers")
+    return see_other(f"/preparer/settings?m={COLLEAGUE_ACTIONS[action]}#preparers")
 
 
 # ---- message templates -----------------------------------------------------------------------------------
@@ -142,11 +161,14 @@ def _template_page(
     custom: bool,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    refused: str = "",
 ) -> Response:
     default = firm_admin.default_template(purpose, channel)
     context = {
         "ws": ws,
         "page": "settings",
+        "is_admin": ws.preparer.is_admin,
+        "refused": refused,
         "purpose": purpose,
         "channel": channel,
         "label": PURPOSE_LABELS[purpose],
@@ -156,17 +178,23 @@ def _template_page(
         "custom": custom,
         "errors": errors or {},
         "placeholders": firm_admin.PLACEHOLDERS,
-        "preview": _preview(channel, subject, body),
+        "required": REQUIRED_PLACEHOLDER.get(purpose),
+        "preview": _preview(ws, purpose, channel, subject, body),
         "default": default,
     }
     return render(request, "preparer/template.html", context, status_code)
 
 
-def _preview(channel: str, subject: str, body: str) -> dict[str, Any]:
+def _preview(ws: Workspace, purpose: str, channel: str, subject: str, body: str) -> dict[str, Any]:
+    """What a client would read, filled by the function a real send uses; empty while it can't be used."""
+    shown = firm_admin.preview(purpose, channel, subject, body, ws.firm.name)
+    if shown is None:
+        return {"subject": "", "body": "", "segments": 0, "unusable": True}
     return {
-        "subject": firm_admin.fill(subject) if channel == "email" else "",
-        "body": firm_admin.fill(body),
-        "segments": firm_admin.sms_segments(body) if channel == "sms" else 0,
+        "subject": shown.subject,
+        "body": shown.body,
+        "segments": firm_admin.sms_segments(shown.body) if channel == "sms" else 0,
+        "unusable": False,
     }
 
 
@@ -191,7 +219,7 @@ def template_preview(
     """The preview, refreshed as the preparer types (htmx)."""
     _check_template(purpose, channel)
     errors = firm_admin.template_problems(purpose, channel, subject, body)
-    context = {"channel": channel, "preview": _preview(channel, subject, body), "errors": errors}
+    context = {"channel": channel, "preview": _preview(ws, purpose, channel, subject, body), "errors": errors}
     return render(request, "preparer/_template_preview.html", context)
 
 
@@ -207,13 +235,28 @@ def save_template(
     action: Annotated[str, Form()] = "save",
 ) -> Response:
     _check_template(purpose, channel)
-    if action == "reset":
-        firm_admin.reset_template(db, request, ws.preparer, purpose, channel)
-        return see_other(f"/preparer/settings/templates/{purpose}/{channel}?m=template-reset")
     if action == "preview":
         errors = firm_admin.template_problems(purpose, channel, subject, body)
         return _template_page(request, ws, purpose, channel, subject, body, True, errors)
-    errors = firm_admin.save_template(db, request, ws.preparer, purpose, channel, subject, body)
+    try:
+        if action == "reset":
+            firm_admin.reset_template(db, request, ws.preparer, purpose, channel)
+            return see_other(f"/preparer/settings/templates/{purpose}/{channel}?m=template-reset")
+        errors = firm_admin.save_template(db, request, ws.preparer, purpose, channel, subject, body)
+    except ServiceError as exc:
+        text = firm_admin.template_of(db, ws.preparer.firm_id, purpose, channel)
+        return _template_page(
+            request,
+            ws,
+            purpose,
+            channel,
+            text.subject,
+            text.body,
+            text.custom,
+            None,
+            exc.status_code,
+            exc.message,
+        )
     if errors:
         return _template_page(request, ws, purpose, channel, subject, body, True, errors, 422)
     return see_other(f"/preparer/settings/templates/{purpose}/{channel}?m=template-saved")
