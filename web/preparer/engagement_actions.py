@@ -1,19 +1,26 @@
 """What a preparer does on the engagement pages. Each handler checks the firm, calls the same service as
 the JSON API (pipeline changes are workflow updates there), then redirects with a notice or shows the
-refusal on the page."""
+refusal on the page (`EngagementAction` does the checking and the answering)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlmodel import Session
 from starlette.datastructures import UploadFile
+from temporalio.client import Client
 
 from api.deps import ResourcesDep, SessionDep, TemporalDep
 from api.documents import download
+from api.schemas import InviteOut
 from api.services import preparer_engagements as work
 from api.services.preparer_settings import firm_settings
+from core.context import Resources
+from core.models import Engagement
 from web.preparer.engagement_pages import (
     engagement_page,
     new_engagement_values,
@@ -21,17 +28,75 @@ from web.preparer.engagement_pages import (
     own_engagement,
     validate_new,
 )
-from web.preparer.rendering import CurrentWorkspace, is_htmx, render
+from web.preparer.rendering import CurrentWorkspace, Workspace, is_htmx, render
 from web.security import check_csrf
 
 router = APIRouter(
     prefix="/preparer/engagements", include_in_schema=False, dependencies=[Depends(check_csrf)]
 )
 MAX_DOCUMENTS = 20
+T = TypeVar("T")
 
 
 def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+@dataclass(frozen=True)
+class EngagementAction:
+    """What every action on one engagement needs: the request, who is acting, and how to answer: back to
+    the engagement page with a notice, or the page again with the refusal shown at an anchor."""
+
+    request: Request
+    ws: Workspace
+    db: Session
+    resources: Resources
+    client: Client
+
+    def own(self, engagement_id: int) -> Engagement:
+        """The engagement, when it is the preparer's firm's (404 otherwise)."""
+        return own_engagement(self.db, self.ws, engagement_id)
+
+    async def refused(self, engagement: Engagement, error: str, error_at: str, status_code: int) -> Response:
+        return await engagement_page(
+            self.request,
+            self.ws,
+            self.db,
+            self.resources,
+            self.client,
+            engagement,
+            error=error,
+            error_at=error_at,
+            status_code=status_code,
+        )
+
+    def done(self, engagement: Engagement, then: str) -> Response:
+        """`then`: the notice and anchor after the engagement's URL, e.g. `?m=cancelled` or `#chat`."""
+        return see_other(f"/preparer/engagements/{engagement.id}{then}")
+
+    async def run(
+        self,
+        engagement: Engagement,
+        step: Callable[[], Awaitable[T]],
+        *,
+        error_at: str,
+        then: str | Callable[[T], str],
+    ) -> Response:
+        """Does `step`; a refusal (HTTPException) shows on the page at `error_at`, else on to `then`."""
+        try:
+            result = await step()
+        except HTTPException as exc:
+            return await self.refused(engagement, str(exc.detail), error_at, exc.status_code)
+        return self.done(engagement, then(result) if callable(then) else then)
+
+
+def engagement_action(
+    request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep, client: TemporalDep
+) -> EngagementAction:
+    return EngagementAction(request, ws, db, resources, client)
+
+
+ActionDep = Annotated[EngagementAction, Depends(engagement_action)]
 
 
 @router.post("/new")
@@ -60,76 +125,45 @@ async def create_engagement(
 @router.post("/{engagement_id}/invite")
 async def invite(
     engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
+    act: ActionDep,
     role: Annotated[str, Form()] = "taxpayer",
     channel: Annotated[str, Form()] = "",
 ) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
+    engagement = act.own(engagement_id)
     if role not in ("taxpayer", "spouse") or channel not in ("email", "sms"):
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error="Choose phone or email.",
-            error_at=f"invite-{role}",
-            status_code=422,
-        )
-    try:
-        result = await work.invite(client, resources, request, ws.preparer, engagement, role, channel)
-    except HTTPException as exc:
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error=str(exc.detail),
-            error_at=f"invite-{role}",
-            status_code=exc.status_code,
-        )
-    notice = "link-sent" if result.scheduled_for is None else "link-scheduled"
-    return see_other(f"/preparer/engagements/{engagement.id}?m={notice}#signer-{role}")
+        return await act.refused(engagement, "Choose phone or email.", f"invite-{role}", 422)
+
+    def notice(result: InviteOut) -> str:
+        sent = "link-sent" if result.scheduled_for is None else "link-scheduled"
+        return f"?m={sent}#signer-{role}"
+
+    return await act.run(
+        engagement,
+        lambda: work.invite(
+            act.client, act.resources, act.request, act.ws.preparer, engagement, role, channel
+        ),
+        error_at=f"invite-{role}",
+        then=notice,
+    )
 
 
 @router.post("/{engagement_id}/documents")
-async def send_documents(
-    engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
-    form = await request.form()
+async def send_documents(engagement_id: int, act: ActionDep) -> Response:
+    engagement = act.own(engagement_id)
+    form = await act.request.form()
     files = []
     for index in range(MAX_DOCUMENTS):
         upload = form.get(f"file-{index}")
         if isinstance(upload, UploadFile) and upload.filename:
             files.append(work.OutgoingFile(upload, str(form.get(f"who-{index}", "taxpayer"))))
-    try:
-        await work.send_documents(client, resources, request, ws.preparer, engagement, files)
-    except HTTPException as exc:
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error=str(exc.detail),
-            error_at="documents",
-            status_code=exc.status_code,
-        )
-    return see_other(f"/preparer/engagements/{engagement.id}?m=transfer-completed#documents")
+    return await act.run(
+        engagement,
+        lambda: work.send_documents(
+            act.client, act.resources, act.request, act.ws.preparer, engagement, files
+        ),
+        error_at="documents",
+        then="?m=transfer-completed#documents",
+    )
 
 
 @router.get("/{engagement_id}/documents/{document_id}/download")
@@ -154,89 +188,42 @@ def download_document(
 
 @router.post("/{engagement_id}/messages")
 async def send_message(
-    engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-    body: Annotated[str, Form(max_length=6000)] = "",
+    engagement_id: int, act: ActionDep, body: Annotated[str, Form(max_length=6000)] = ""
 ) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
+    engagement = act.own(engagement_id)
+    request = act.request
     try:
-        work.post_chat(db, request, ws.preparer, engagement, body)
+        work.post_chat(act.db, request, act.ws.preparer, engagement, body)
     except HTTPException as exc:
         if is_htmx(request):
             return render(request, "preparer/_chat_error.html", {"error": exc.detail})
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error=str(exc.detail),
-            error_at="chat",
-            status_code=exc.status_code,
-        )
+        return await act.refused(engagement, str(exc.detail), "chat", exc.status_code)
     if is_htmx(request):
         response = render(request, "preparer/_chat_error.html", {"error": None})
         response.headers["HX-Trigger"] = "chat-sent"
         return response
-    return see_other(f"/preparer/engagements/{engagement.id}#chat")
+    return act.done(engagement, "#chat")
 
 
 @router.post("/{engagement_id}/cancel")
 async def cancel(
-    engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-    reason: Annotated[str, Form(max_length=500)] = "",
+    engagement_id: int, act: ActionDep, reason: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
-    try:
-        await work.cancel(client, request, ws.preparer, engagement, reason)
-    except HTTPException as exc:
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error=str(exc.detail),
-            error_at="cancel",
-            status_code=exc.status_code,
-        )
-    return see_other(f"/preparer/engagements/{engagement.id}?m=cancelled")
+    engagement = act.own(engagement_id)
+    return await act.run(
+        engagement,
+        lambda: work.cancel(act.client, act.request, act.ws.preparer, engagement, reason),
+        error_at="cancel",
+        then="?m=cancelled",
+    )
 
 
 @router.post("/{engagement_id}/unlock")
-async def unlock(
-    engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-    role: Annotated[str, Form()] = "taxpayer",
-) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
-    try:
-        await work.unlock(client, request, ws.preparer, engagement, role)
-    except HTTPException as exc:
-        return await engagement_page(
-            request,
-            ws,
-            db,
-            resources,
-            client,
-            engagement,
-            error=str(exc.detail),
-            error_at="status",
-            status_code=exc.status_code,
-        )
-    return see_other(f"/preparer/engagements/{engagement.id}?m=unlocked")
+async def unlock(engagement_id: int, act: ActionDep, role: Annotated[str, Form()] = "taxpayer") -> Response:
+    engagement = act.own(engagement_id)
+    return await act.run(
+        engagement,
+        lambda: work.unlock(act.client, act.request, act.ws.preparer, engagement, role),
+        error_at="status",
+        then="?m=unlocked",
+    )
