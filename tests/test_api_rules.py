@@ -18,6 +18,7 @@ from journey import (
     login_preparer,
     make_preparer,
     outbox,
+    register_and_verify,
 )
 from pdfs import make_encrypted_pdf, make_pdf, make_png
 from temporalio.testing import WorkflowEnvironment
@@ -164,6 +165,32 @@ async def test_documents_wait_for_a_verified_portal_and_bad_pdfs_are_refused(api
             assert bad.status_code == 422 and bad.json()["detail"].startswith(name)
         nothing_left = list((worker.settings.data_dir / "documents").rglob("*"))
         assert [p for p in nothing_left if p.is_file()] == []
+
+
+async def test_sending_the_same_documents_again_sends_them_once(api, worker) -> None:  # type: ignore[no-untyped-def]
+    # A preparer whose send timed out (or who clicked twice) sends the same files again: the second
+    # request joins the first instead of putting a second copy up for signature.
+    async with api.client() as preparer, api.client("203.0.113.20") as browser:
+        eid, token = await invited(preparer, worker)
+        await register_and_verify(Person(browser, TAXPAYER), token, preparer)
+        form = make_pdf(1)
+
+        async def send(pdf: bytes, signers: str = "taxpayer") -> list[int]:
+            sent = await preparer.post(
+                f"/api/engagements/{eid}/documents",
+                files=[("files", ("8879.pdf", pdf, "application/pdf"))],
+                data={"signers": [signers]},
+            )
+            assert sent.status_code == 200, sent.text
+            return [d["id"] for d in sent.json()["documents"]]
+
+        first = await send(form)
+        assert await send(form) == first
+        stored = [p for p in (worker.settings.data_dir / "documents" / "sent").rglob("*") if p.is_file()]
+        assert len(stored) == 1, "the repeat's copy of the file is not kept"
+        # Different content, or the same file for other signers, is a new send.
+        assert len(await send(make_pdf(2))) == len(first) + 1
+        assert len(await send(form, "none")) == len(first) + 2
 
 
 async def test_engagement_validation_and_firm_isolation(api, worker) -> None:  # type: ignore[no-untyped-def]

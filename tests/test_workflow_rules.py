@@ -322,3 +322,42 @@ async def test_a_seal_cut_off_mid_way_is_retried_once_its_heartbeats_stop(
             assert await eng.result() == "completed"
         assert len(eng.fake.seals) == 2
         assert eng.fake.journal.count("seal") == 1
+
+
+async def test_documents_sent_while_the_return_is_being_sealed_are_refused(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    # A send whose answer was lost in an outage can reach the workflow late, after the last signature:
+    # accepting it then would put a document on the portal that the sealed return never asks anyone to sign.
+    async with engagement(time_skipping) as eng:
+        await eng.onboard()
+        [form] = await eng.send_documents(document("Form 8879", "taxpayer"))
+        await eng.save_signature()
+        eng.fake.slow_actions["engagement.signed"] = 1.0  # finalising has begun and is still writing
+        await eng.sign("taxpayer", form)
+        while "engagement.signed" not in eng.fake.started:  # the first step of finalising
+            await asyncio.sleep(0.02)
+        message = await refusal(eng.send_documents(document("Late copy", "taxpayer")))
+        assert "being sealed" in message
+        assert await eng.result() == "completed"
+        assert len(eng.fake.published) == 1
+
+
+async def test_documents_sent_just_before_sealing_wait_for_their_signature(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    # The last signature is in, its audit entry still being written, when more documents arrive: the
+    # engagement waits for them to be signed instead of sealing without them.
+    async with engagement(time_skipping) as eng:
+        await eng.onboard()
+        [form] = await eng.send_documents(document("Form 8879", "taxpayer"))
+        await eng.save_signature()
+        eng.fake.slow_actions["document.signed"] = 1.0
+        await eng.sign("taxpayer", form)
+        [late] = await eng.send_documents(document("Consent", "taxpayer"))
+        await asyncio.sleep(1.5)  # the slow write is done: nothing else holds the seal back now
+        assert (await eng.status()).stage == "signing"
+        assert not eng.fake.seals
+        await eng.sign("taxpayer", late)
+        assert await eng.result() == "completed"
+        assert sorted(s.document_id for s in eng.fake.signatures) == sorted([form, late])

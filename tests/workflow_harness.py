@@ -137,6 +137,8 @@ class FakeActivities:
     slow_actions: dict[str, float] = field(default_factory=dict)
     # Side effects in the order they took effect: "transition:<action>", "seal".
     journal: list[str] = field(default_factory=list)
+    # Audit actions whose projection write has started (it may still be running).
+    started: list[str] = field(default_factory=list)
     # Seal attempts that heartbeat once and then hang, like a worker that died mid-seal.
     seal_hangs: int = 0
 
@@ -148,6 +150,7 @@ class FakeActivities:
 
     @activity.defn(name="record_transition")
     async def record_transition(self, transition: Transition) -> None:
+        self.started.append(transition.event.action)
         await asyncio.sleep(self.slow_actions.get(transition.event.action, 0))
         self.transitions.append(transition)
         self.journal.append(f"transition:{transition.event.action}")

@@ -83,6 +83,7 @@ class EngagementWorkflow:
         self.attention_since: datetime | None = None
         self.cancelled = False
         self.completed = False
+        self.finalising = False
         self.created_at = workflow.now()
         self.documents_sent_at: datetime | None = None
         self.last_signed_at: datetime | None = None
@@ -99,10 +100,17 @@ class EngagementWorkflow:
     @workflow.run
     async def run(self, inp: EngagementInput) -> str:
         await self._record("engagement.created", SYSTEM, {"tax_year": str(inp.tax_year)})
-        await workflow.wait_condition(lambda: self.cancelled or self._all_signed())
-        # The last signature's audit entry may still be being written: the certificate of completion
-        # must include it, so let every running handler and every such write finish first.
-        await workflow.wait_condition(self._quiet)
+        while True:
+            await workflow.wait_condition(lambda: self.cancelled or self._all_signed())
+            # The last signature's audit entry may still be being written: the certificate of completion
+            # must include it, so let every running handler and every such write finish first. One of
+            # those handlers may have been a send that added documents to sign: then wait for them too.
+            await workflow.wait_condition(self._quiet)
+            if self.cancelled or self._all_signed():
+                break
+        # From here on nothing may add work to sign: a send that arrives now (say, one whose answer was
+        # lost in an outage and that Temporal delivers late) is refused rather than left unsigned.
+        self.finalising = True
         if not self.cancelled:
             await self._finalise()
         await workflow.wait_condition(self._quiet)
@@ -418,6 +426,11 @@ class EngagementWorkflow:
     @send_documents.validator
     def _check_send_documents(self, req: SendDocuments) -> None:
         self._check_open()
+        if self.finalising:
+            raise _invalid(
+                "Every signature is in and the documents are being sealed: send more documents in a new "
+                "engagement."
+            )
         if self.signers["taxpayer"].verified_at is None:
             raise _invalid("Documents can be sent once the taxpayer has verified their portal account.")
         if not req.documents:

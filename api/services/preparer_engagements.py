@@ -164,7 +164,7 @@ async def send_documents(
             engagement.id or 0,
             EngagementWorkflow.send_documents,
             SendDocuments(documents=specs, actor=_actor(request, preparer)),
-            update_id=f"documents-{specs[0].upload_ref}",
+            update_id=_send_id(specs),
         )
     except HTTPException as exc:
         # Only a refusal is final. After a timeout or an outage the workflow may already have accepted
@@ -172,7 +172,23 @@ async def send_documents(
         if exc.status_code == status.HTTP_409_CONFLICT:
             _forget(resources, specs)
         raise
+    if not _published(resources, specs):
+        _forget(resources, specs)  # a repeat of an earlier send: the workflow answered with that one's
     return ids
+
+
+def _send_id(specs: list[DocumentSpec]) -> str:
+    """The same files with the same signers make the same update id, so a send repeated after an outage
+    or a double click (whose first attempt Temporal may still deliver) joins the first instead of
+    putting a second copy up for signature."""
+    content = [(s.sha256, s.name, sorted(s.required_roles), repr(s.signature_boxes)) for s in specs]
+    return "documents-" + hashlib.sha256(repr(content).encode()).hexdigest()[:32]
+
+
+def _published(resources: Resources, specs: list[DocumentSpec]) -> bool:
+    refs = [spec.upload_ref for spec in specs]
+    with Session(resources.engine) as db:
+        return db.exec(select(Document.id).where(col(Document.upload_ref).in_(refs))).first() is not None
 
 
 def _forget(resources: Resources, specs: list[DocumentSpec]) -> None:
