@@ -35,10 +35,16 @@ class DocumentStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a crash mid-write never leaves a half-written blob under the real name.
+        # Write, flush to disk, then rename: a crash (of the process or the machine) mid-write never
+        # leaves a half-written blob under the real name, and a blob the database already points to
+        # (a signed return) survives a power cut.
         tmp = path.with_suffix(".partial")
-        tmp.write_bytes(self.cipher.seal_blob(data, key))
+        with tmp.open("wb") as out:
+            out.write(self.cipher.seal_blob(data, key))
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -55,3 +61,12 @@ class DocumentStore:
     def delete(self, key: str) -> None:
         with contextlib.suppress(DocumentNotFound):
             self._path(key).unlink(missing_ok=True)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Makes a rename in `folder` durable (POSIX: the directory entry is data of the directory)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -301,13 +301,11 @@ def test_crash_mid_write_leaves_no_blob_under_the_real_name(
     store: DocumentStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = store.new_key("upload")
-    real_write = Path.write_bytes
 
-    def half_write(self: Path, data: bytes) -> int:  # type: ignore[override]
-        real_write(self, data[: len(data) // 2])
+    def disk_full(fd: int) -> None:  # the write was buffered; flushing it to disk fails
         raise OSError("disk full")
 
-    monkeypatch.setattr(Path, "write_bytes", half_write)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="disk full"):
         store.put(key, pdfs.make_pdf())
     monkeypatch.undo()
