@@ -29,6 +29,7 @@ from reportlab.platypus import (
 
 from activities.records import DocumentRecord, EngagementRecord, SignerRecord, TimelineEntry, utc
 from activities.stamp import printable
+from core import audit
 
 MARGIN = 40.0
 # The one-page rendering is shrunk onto a normal page; past this many page heights the text would be too
@@ -36,6 +37,12 @@ MARGIN = 40.0
 MAX_PAGE_HEIGHTS = 2.0
 GRID = colors.HexColor("#c8c8c8")
 MUTED = colors.HexColor("#555555")
+# Changes a signer made to their account after registering, shown beside the authentication they qualify.
+ACCOUNT_CHANGES = {
+    audit.EMAIL_CHANGED: "email address",
+    audit.PHONE_CHANGED: "phone number",
+    audit.PASSWORD_CHANGED: "password",
+}
 
 
 def render_certificate(record: EngagementRecord) -> bytes:
@@ -180,6 +187,7 @@ def _signer(signer: SignerRecord, styles: _Styles, width: float) -> Flowable:
         ("Phone", signer.masked_phone or "-"),
         ("Identity verification", signer.identity_verification),
         ("Authentication", signer.authentication),
+        *(("Account change", change) for change in _account_changes(signer)),
         ("Signing method", signer.signing_method),
         ("Signature adopted", utc(signer.signature_saved_at)),
     ]
@@ -210,6 +218,19 @@ def _signer(signer: SignerRecord, styles: _Styles, width: float) -> Flowable:
         )
     )
     return table  # one row: platypus never splits it across pages
+
+
+def _account_changes(signer: SignerRecord) -> list[str]:
+    """`2026-03-03 14:15:00 UTC: email address changed from she*****com to she*****org`, oldest first."""
+    changes = []
+    for event in signer.authentication_events:
+        what = ACCOUNT_CHANGES.get(event.action)
+        if what is None:
+            continue
+        before, after = event.detail.get("from"), event.detail.get("to")
+        moved = f" from {before or '-'} to {after or '-'}" if before or after else ""
+        changes.append(f"{utc(event.at)}: {what} changed{moved}")
+    return changes
 
 
 def _signature_image(signer: SignerRecord, max_width: float, styles: _Styles) -> Flowable:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from core import audit
 from core.identity import mask_email, mask_phone
 from core.models import (
     AuditEntry,
@@ -26,6 +27,7 @@ from core.models import (
     Document,
     Engagement,
     Firm,
+    OutboxMessage,
     Preparer,
     Signature,
     Signer,
@@ -39,8 +41,11 @@ SIGNING_METHOD = (
     "each document; Portico then adds a PAdES digital signature naming the signer."
 )
 CHANNEL_WORDS = {"email": "email", "sms": "text message"}
-# Audit actions that show how a signer proved who they are, shown beside each signer.
-AUTH_ACTIONS = ("registration.", "code.", "verification.", "login")
+# Audit actions that show how a signer proved who they are, shown beside each signer; "account." are the
+# signer's own later changes (password, email, phone, their codes and notices: core/audit.py).
+AUTH_ACTIONS = ("registration.", "code.", "verification.", "login", "account.")
+# The workflow's idempotency key of a verification code: "<workflow id>:code:<role>:<number>".
+CODE_KEY = ":code:{role}:"
 
 
 class RecordNotReady(Exception):
@@ -227,7 +232,7 @@ def _signer_record(
         masked_email=mask_email(email) if email else None,
         masked_phone=mask_phone(phone) if phone else None,
         identity_verification=_identity_result(mine),
-        authentication=_authentication(account),
+        authentication=_authentication(session, signer, account, mine),
         signing_method=SIGNING_METHOD,
         registered_at=account.created_at if account else None,
         verified_at=account.verified_at if account else None,
@@ -252,17 +257,55 @@ def _identity_result(entries: list[TimelineEntry]) -> str:
     )
 
 
-def _authentication(account: TaxpayerAccount | None) -> str:
+def _authentication(
+    session: Session, signer: Signer, account: TaxpayerAccount | None, entries: list[TimelineEntry]
+) -> str:
     if account is None:
         return "No portal account."
     if account.verified_at is None or account.verified_channel is None:
         return "Password; the one-time code was never confirmed."
     channel = account.verified_channel
-    destination = mask_email(account.email) if channel == "email" else mask_phone(account.phone)
+    destination = _code_destination(session, signer, account, channel, entries)
     return (
         f"Password + one-time code sent by {CHANNEL_WORDS.get(channel, channel)} to {destination}, "
         f"confirmed at {utc(account.verified_at)}; later logins from a new browser need a fresh code."
     )
+
+
+def _code_destination(
+    session: Session, signer: Signer, account: TaxpayerAccount, channel: str, entries: list[TimelineEntry]
+) -> str:
+    """Where the code that verified the account went, masked, as recorded when it was sent: the outbox
+    row of the workflow's last code to this signer (each new code replaces the one before, and none is
+    sent once verified). The account row is no witness: the signer may have changed the address since."""
+    row = session.exec(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.engagement_id == signer.engagement_id,
+            OutboxMessage.purpose == "code",
+            OutboxMessage.channel == channel,
+            col(OutboxMessage.idempotency_key).contains(CODE_KEY.format(role=signer.role.value)),
+        )
+        .order_by(col(OutboxMessage.id).desc())
+    ).first()
+    if row is not None:
+        return _masked(channel, row.destination)
+    # No outbox row: every change is audited with the address it replaced, so the first change after
+    # verification names the address the code went to; with none, it is the address in use now.
+    changed = audit.EMAIL_CHANGED if channel == "email" else audit.PHONE_CHANGED
+    verified_at = account.verified_at
+    first_change = next(
+        (e for e in entries if e.action == changed and verified_at is not None and e.at >= verified_at), None
+    )
+    if first_change is not None and first_change.detail.get("from"):
+        return str(first_change.detail["from"])
+    if channel == "email":
+        return _masked(channel, signer.email or account.email)
+    return _masked(channel, signer.phone or account.phone)
+
+
+def _masked(channel: str, destination: str) -> str:
+    return mask_email(destination) if channel == "email" else mask_phone(destination)
 
 
 def utc(moment: datetime | None) -> str:

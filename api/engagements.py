@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.dashboard import all_terms
+from api.dashboard import all_terms, search_terms
 from api.schemas import EngagementCreate, SignerIn
 from core.config import Settings
 from core.context import Resources
@@ -72,6 +73,21 @@ def profile_of(resources: Resources, signer: Signer, ssn: str) -> SignerProfile:
         masked_email=mask_email(signer.email) if signer.email else None,
         masked_phone=mask_phone(signer.phone) if signer.phone else None,
     )
+
+
+def add_search_terms(db: Session, signer: Signer) -> None:
+    """The signer's words as they are now (a confirmed new email or phone) join the engagement's search
+    terms, in the caller's transaction. The earlier ones stay: the preparer still has the address they
+    entered on the return and searches by it, and a word is not owned by one signer (a couple shares a
+    surname, often an email or a phone), so removing one could hide the engagement from its other signer."""
+    engagement = db.get(Engagement, signer.engagement_id)
+    terms = search_terms(signer.first_name, signer.last_name, signer.email, signer.phone)
+    if engagement is None or not terms:
+        return
+    rows = [{"firm_id": engagement.firm_id, "term": t, "engagement_id": signer.engagement_id} for t in terms]
+    # Words it already has are skipped in SQL, so two changes at once on one engagement cannot collide.
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    db.exec(dialect.insert(EngagementSearchTerm).values(rows).on_conflict_do_nothing())
 
 
 async def create_engagement(

@@ -14,6 +14,7 @@ import pdfs
 from journey import signature_png
 from pyhanko.sign import signers
 from sqlmodel import Session
+from temporalio.testing import ActivityEnvironment
 
 from activities import pdfsign
 from activities.engagement import EngagementActivities
@@ -181,6 +182,9 @@ def sign_and_seal(
         actor = Actor("taxpayer", role, ip, TAXPAYER_UA if role == "taxpayer" else SPOUSE_UA)
         at = seeded.started + timedelta(minutes=30 + offset)
         activities.sign_document(SignRequest(seeded.engagement_id, seeded.document_id, role, actor, at))
-    if seal:
-        activities.seal_documents(SealDocuments(seeded.engagement_id, seeded.started + timedelta(minutes=40)))
+    if seal:  # in an activity context: sealing heartbeats before each document
+        ActivityEnvironment().run(
+            activities.seal_documents,
+            SealDocuments(seeded.engagement_id, seeded.started + timedelta(minutes=40)),
+        )
     return activities

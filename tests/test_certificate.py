@@ -21,12 +21,12 @@ from signing_fixtures import (
     seed_joint_engagement,
     sign_and_seal,
 )
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from activities import records
 from activities.certificate import render_certificate, render_certificate_page
 from core.context import Resources
-from core.models import AuditEntry, Document, Engagement
+from core.models import AuditEntry, Document, Engagement, OutboxMessage, Role, Signer, TaxpayerAccount
 
 
 @pytest.fixture
@@ -197,3 +197,96 @@ def test_export_waits_for_the_seal(resources: Resources, tmp_path: Path) -> None
     sign_and_seal(resources, signer, seeded, seal=False)
     with Session(resources.engine) as db, pytest.raises(records.RecordNotReady):
         records.export_record(db, resources.store, seeded.engagement_id)
+
+
+# ---- contact changes after verification ------------------------------------------------------------------
+
+
+def code_sent(resources: Resources, seeded: Seeded, role: str, channel: str, destination: str) -> None:
+    """The outbox row the workflow's send_message leaves for a verification code."""
+    with Session(resources.engine) as db:
+        db.add(
+            OutboxMessage(
+                idempotency_key=f"t1-engagement-{seeded.engagement_id}:code:{role}:1",
+                engagement_id=seeded.engagement_id,
+                purpose="code",
+                channel=channel,
+                destination=destination,
+                subject="",
+                body_encrypted=b"",
+                backend="outbox",
+                status="sent",
+            )
+        )
+        db.commit()
+
+
+def contact_changed(
+    resources: Resources, seeded: Seeded, role: Role, kind: str, new: str, masked: tuple[str, str]
+) -> None:
+    """What api/services/account_changes.py leaves behind: both rows changed, the change audited."""
+    with Session(resources.engine) as db:
+        signer = db.exec(
+            select(Signer).where(Signer.engagement_id == seeded.engagement_id, Signer.role == role)
+        ).one()
+        account = db.exec(select(TaxpayerAccount).where(TaxpayerAccount.signer_id == signer.id)).one()
+        setattr(signer, kind, new)
+        setattr(account, kind, new)
+        db.add_all([signer, account])
+        db.add(
+            AuditEntry(
+                firm_id=seeded.firm_id,
+                engagement_id=seeded.engagement_id,
+                actor=f"taxpayer:{role.value}",
+                action=f"account.{kind}_changed",
+                detail=json.dumps({"from": masked[0], "to": masked[1]}),
+                at=seeded.started + timedelta(minutes=20),
+            )
+        )
+        db.commit()
+
+
+def test_record_names_where_the_code_went_not_the_address_in_use_now(
+    resources: Resources, tmp_path: Path
+) -> None:
+    signer, _ = dev_signer(tmp_path / "keys")
+    seeded = seed_joint_engagement(resources)
+    code_sent(resources, seeded, "taxpayer", "email", "shelby.oneil@example.com")
+    contact_changed(
+        resources, seeded, Role.TAXPAYER, "email", "shelby.new@example.org", ("she*****com", "she*****org")
+    )
+    # The spouse's code has no outbox row here: the change's own audit entry names the address it replaced.
+    contact_changed(resources, seeded, Role.SPOUSE, "phone", "+17025550123", ("70*****42", "70*****23"))
+    sign_and_seal(resources, signer, seeded)
+    with Session(resources.engine) as db:
+        record = records.collect_record(db, resources.store, seeded.engagement_id)
+
+    taxpayer, spouse = record.signers
+    assert taxpayer.masked_email == "she*****org" and spouse.masked_phone == "70*****23"
+    assert "one-time code sent by email to she*****com," in taxpayer.authentication
+    assert "one-time code sent by text message to 70*****42," in spouse.authentication
+    assert "account.email_changed" in {e.action for e in taxpayer.authentication_events}
+    assert "account.phone_changed" in {e.action for e in spouse.authentication_events}
+    text = text_of(stored_certificate(resources, seeded.engagement_id))
+    assert "Password + one-time code sent by email to she*****com" in text
+    assert "email address changed from she*****com to she*****org" in text
+    assert "phone number changed from 70*****42 to 70*****23" in text
+
+
+def test_the_code_s_outbox_row_is_the_witness_whatever_the_rows_say_now(
+    resources: Resources, sealed: Seeded
+) -> None:
+    """Contact rows edited outside Portico's audited paths (say, in the database) do not move the record."""
+    code_sent(resources, sealed, "taxpayer", "email", "shelby.oneil@example.com")
+    code_sent(resources, sealed, "spouse", "email", "not.this.one@example.net")  # another signer's code
+    with Session(resources.engine) as db:
+        before = records.collect_record(db, resources.store, sealed.engagement_id)
+        signer = db.exec(select(Signer).where(Signer.email == "shelby.oneil@example.com")).one()
+        account = db.exec(select(TaxpayerAccount).where(TaxpayerAccount.signer_id == signer.id)).one()
+        signer.email = account.email = "shelby@work.example"
+        db.add_all([signer, account])
+        db.commit()
+        after = records.collect_record(db, resources.store, sealed.engagement_id)
+    assert after.signers[0].masked_email == "she*****ple"
+    assert before.signers[0].authentication == after.signers[0].authentication
+    assert "one-time code sent by email to she*****com," in after.signers[0].authentication

@@ -18,6 +18,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 from signing_fixtures import dev_signer, seed_joint_engagement, sign_and_seal
 from sqlmodel import Session, select
+from temporalio.testing import ActivityEnvironment
 
 from activities import pdfsign, seal, stamp
 from activities.pdfsign import VisibleSignature
@@ -201,7 +202,9 @@ def test_sealing_is_idempotent_and_keeps_every_version(resources: Resources, tmp
         )
         assert doc.sealed_at is not None and certificate_key is not None
 
-    again = activities.seal_documents(SealDocuments(seeded.engagement_id, seeded.started))
+    again = ActivityEnvironment().run(
+        activities.seal_documents, SealDocuments(seeded.engagement_id, seeded.started)
+    )
 
     assert again.document_ids == [seeded.document_id]
     with Session(resources.engine) as db:

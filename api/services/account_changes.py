@@ -32,6 +32,7 @@ from activities.delivery import DeliveryError, OutgoingMessage
 from activities.messages import MessageContext, render
 from activities.outbox import Outbox
 from api.deps import request_actor
+from api.engagements import add_search_terms
 from api.services import ServiceError, cookies, new_device, throttling
 from api.services.throttled_step import throttled_step
 from core import audit, sessions
@@ -219,27 +220,14 @@ async def send_contact_code(
     ctx = _context(db, signer, CHANNEL[kind], code=code)
     rendered = render("contact_code", ctx)
     message = OutgoingMessage(CHANNEL[kind], new, rendered.subject, rendered.body)  # type: ignore[arg-type]
-    try:
-        # The outbox is synchronous (SQL and a provider call): keep it off the event loop.
-        await run_in_threadpool(
-            outbox.send,
-            f"contact-code:{row.id}",
-            signer.engagement_id,
-            "contact_code",
-            lambda _s: (message, None),
-        )
-    except DeliveryError as exc:
-        raise ServiceError(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "The code could not be sent just now. Try again shortly."
-        ) from exc
-    audit.record(
+    await new_device.send_code(
         db,
-        action=audit.CONTACT_CODE_SENT,
-        actor=_actor_of(request, signer),
-        engagement_id=signer.engagement_id,
-        detail={"what": kind, "to": _masked(kind, new)},
+        outbox,
+        new_device.CodeMessage(f"contact-code:{row.id}", signer.engagement_id, "contact_code", message),
+        audit.CONTACT_CODE_SENT,
+        _actor_of(request, signer),
+        {"what": kind, "to": _masked(kind, new)},
     )
-    db.commit()
     return ContactCodeSent(_masked(kind, new), row.expires_at, now + cooldown)
 
 
@@ -274,6 +262,7 @@ async def confirm_contact(
         engagement_id=signer.engagement_id,
         detail={"from": _masked(kind, old) if old else "", "to": _masked(kind, new)},
     )
+    add_search_terms(db, signer)  # the preparer's dashboard finds the engagement by the new address too
     db.commit()
     await _notify(db, request, outbox, signer, f"{kind}_changed", notice_channel, notice_to)
     return _masked(kind, new)

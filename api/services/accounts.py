@@ -16,7 +16,15 @@ from api.schemas import CodeChannel, InvitationOut, InvitationState, RegisterIn
 from api.services import ServiceError, cookies
 from core import audit, sessions
 from core.context import Resources
-from core.identity import InvalidContact, contact_digest, identity_digest, mask_email, mask_phone
+from core.identity import (
+    InvalidContact,
+    contact_digest,
+    identity_digest,
+    mask_email,
+    mask_phone,
+    normalise_email,
+    normalise_phone,
+)
 from core.models import Engagement, Firm, Signer, TaxpayerAccount
 from core.passwords import hash_password, password_problems, verify_password
 from core.tokens import InvalidToken, read_invite_token
@@ -119,10 +127,12 @@ async def register(
     if db.exec(select(TaxpayerAccount.id).where(TaxpayerAccount.username == body.username)).first():
         raise ServiceError(status.HTTP_409_CONFLICT, "That user name is taken. Choose another.", "username")
     cipher = resources.cipher
-    digests = {}
+    digests, contacts = {}, {}
     for channel, field, value in (("email", "email", body.email), ("sms", "phone", body.phone)):
         try:
-            digests[field] = contact_digest(cipher, channel, value)
+            # Stored as matched (E.164, a normalised address), whatever the spacing typed.
+            contacts[field] = normalise_phone(value) if channel == "sms" else normalise_email(value)
+            digests[field] = contact_digest(cipher, channel, contacts[field])
         except InvalidContact as exc:
             what = "an email address" if field == "email" else "a phone number, like 702 555 0197"
             raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, f"Enter {what}.", field) from exc
@@ -141,8 +151,8 @@ async def register(
             phone_digest=digests["phone"],
             username=body.username,
             password_hash=password_hash,
-            email=body.email.strip().lower(),
-            phone=body.phone,
+            email=contacts["email"],
+            phone=contacts["phone"],
             actor=actor,
         ),
     )

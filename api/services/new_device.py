@@ -242,28 +242,47 @@ async def send_login_code(
     db.add(row)
     db.commit()
     message = _compose(db, signer, channel, destination, code)
+    await send_code(
+        db,
+        outbox,
+        CodeMessage(f"login-code:{row.id}", signer.engagement_id, "login_code", message),
+        "login.code_sent",
+        request_actor(request, "taxpayer", signer.role.value),
+        {"channel": channel},
+    )
+    return LoginCodeSent(_masked(signer, channel), row.expires_at, now + cooldown)
+
+
+@dataclass(frozen=True)
+class CodeMessage:
+    key: str
+    """The outbox idempotency key: one per `LoginCode` row, so a code goes out at most once."""
+    engagement_id: int
+    purpose: str
+    message: OutgoingMessage
+
+
+async def send_code(
+    db: Session,
+    outbox: Outbox,
+    code: CodeMessage,
+    action: str,
+    actor: audit.Actor,
+    detail: dict[str, str],
+) -> None:
+    """A one-time code (a login's or a contact change's) through the outbox, then its audit entry.
+    A 503 when the provider cannot take it just now: the person asks again; nothing is audited as sent."""
     try:
         # The outbox is synchronous (SQL and a provider call): keep it off the event loop.
         await run_in_threadpool(
-            outbox.send,
-            f"login-code:{row.id}",
-            signer.engagement_id,
-            "login_code",
-            lambda _s: (message, None),
+            outbox.send, code.key, code.engagement_id, code.purpose, lambda _s: (code.message, None)
         )
     except DeliveryError as exc:
         raise ServiceError(
             status.HTTP_503_SERVICE_UNAVAILABLE, "The code could not be sent just now. Try again shortly."
         ) from exc
-    audit.record(
-        db,
-        action="login.code_sent",
-        actor=request_actor(request, "taxpayer", signer.role.value),
-        engagement_id=signer.engagement_id,
-        detail={"channel": channel},
-    )
+    audit.record(db, action=action, actor=actor, engagement_id=code.engagement_id, detail=detail)
     db.commit()
-    return LoginCodeSent(_masked(signer, channel), row.expires_at, now + cooldown)
 
 
 def _compose(db: Session, signer: Signer, channel: str, destination: str, code: str) -> OutgoingMessage:
