@@ -8,22 +8,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from journey import PASSWORD, TAXPAYER, Person, code_in, invite_token, latest, login_preparer, make_preparer
+from invitation_steps import invited_taxpayer
+from journey import PASSWORD, TAXPAYER, Person, code_in, latest
 from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
+from activities import records
 from activities.engagement import EngagementActivities
 from core import throttle
 from core.config import Settings
 from core.context import Resources
 from core.models import AuditEntry, LoginCode, OutboxMessage, Signer, TaxpayerAccount, WebSession
 from core.passwords import verify_password
-from worker.main import build_worker
 from workflows.types import MessageRequest
 
 pytestmark = pytest.mark.e2e
@@ -39,34 +39,27 @@ async def stack(
     db_settings: Settings, api: Any, dev_server: WorkflowEnvironment
 ) -> AsyncIterator[dict[str, Any]]:
     """A verified taxpayer (API session) and the preparer reading the dev outbox."""
-    db_settings.code_resend_cooldown = timedelta(0)
-    resources = Resources.from_settings(db_settings)
-    async with build_worker(dev_server.client, resources), api.client("198.51.100.1") as preparer:
-        await login_preparer(preparer, make_preparer(resources))
-        created = await preparer.post("/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER})
-        eid = created.json()["id"]
-        assert (
-            await preparer.post(f"/api/engagements/{eid}/invite", json={"channel": "email"})
-        ).status_code == 200
-        for _ in range(100):
-            try:
-                token = invite_token(await latest(preparer, "invite", TAXPAYER["email"]))
-                break
-            except AssertionError:
-                await asyncio.sleep(0.1)
+    async with invited_taxpayer(api, db_settings, dev_server) as invited:
+        preparer = invited.preparer
         taxpayer = api.client("198.51.100.2")
         person = Person(taxpayer, TAXPAYER)
         assert (
-            await taxpayer.post(f"/api/invitations/{token}/register", json=person.registration())
+            await taxpayer.post(f"/api/invitations/{invited.token}/register", json=person.registration())
         ).status_code == 201
         assert (await taxpayer.post("/api/taxpayer/code", json={"channel": "email"})).status_code == 200
         code = code_in(await latest(preparer, "code", TAXPAYER["email"]))
+        # This browser is remembered: a second session of the account logs in without a code.
         assert (
             await taxpayer.post("/api/taxpayer/verify", json={"code": code, "remember_device": True})
         ).status_code == 200
-        yield {"api": api, "resources": resources, "preparer": preparer, "taxpayer": taxpayer, "eid": eid}
+        yield {
+            "api": api,
+            "resources": invited.resources,
+            "preparer": preparer,
+            "taxpayer": taxpayer,
+            "eid": invited.engagement_id,
+        }
         await taxpayer.aclose()
-    resources.engine.dispose()
 
 
 def actions(resources: Resources) -> list[str]:
@@ -247,6 +240,67 @@ async def test_phone_change_texts_the_new_number_and_tells_the_old_one(stack: di
     assert len(await messages_to(preparer, "phone_changed", OLD_PHONE_E164)) == 1
 
 
+async def change_contact(stack: dict[str, Any], kind: str, value: str, destination: str) -> None:
+    """The whole change through the API: password and code request, the code from the outbox, confirm."""
+    preparer, taxpayer = stack["preparer"], stack["taxpayer"]
+    sent = await taxpayer.post(
+        "/api/taxpayer/account/contact/code",
+        json={"kind": kind, "value": value, "current_password": PASSWORD},
+    )
+    assert sent.status_code == 200, sent.text
+    code = code_in((await messages_to(preparer, "contact_code", destination))[0])
+    ok = await taxpayer.post(
+        "/api/taxpayer/account/contact", json={"kind": kind, "value": value, "code": code}
+    )
+    assert ok.status_code == 200, ok.text
+
+
+async def found_by(preparer: httpx.AsyncClient, search: str) -> list[int]:
+    listing = await preparer.get("/api/engagements", params={"q": search})
+    assert listing.status_code == 200, listing.text
+    return [item["id"] for item in listing.json()["items"]]
+
+
+async def test_the_dashboard_finds_a_taxpayer_by_a_new_email_and_phone(stack: dict[str, Any]) -> None:
+    preparer, eid = stack["preparer"], stack["eid"]
+    assert await found_by(preparer, NEW_EMAIL) == []
+    assert await found_by(preparer, "702 555 0123") == []
+
+    await change_contact(stack, "email", NEW_EMAIL, NEW_EMAIL)
+    await change_contact(stack, "phone", NEW_PHONE, NEW_PHONE_E164)
+
+    for search in (NEW_EMAIL, "Shelby.New@", "(702) 555-0123", "7025550123", "0123"):
+        assert await found_by(preparer, search) == [eid], search
+    # The address the preparer entered on the return still finds it.
+    assert await found_by(preparer, TAXPAYER["email"]) == [eid]
+    assert await found_by(preparer, "702 555 0197") == [eid]
+
+
+async def test_the_signature_record_names_where_the_verification_code_went(stack: dict[str, Any]) -> None:
+    """The code that verified the account went to the old address: the record says so after a change."""
+    resources, eid = stack["resources"], stack["eid"]
+    with Session(resources.engine) as db:  # registration kept the phone as E.164, not as typed
+        assert db.exec(select(TaxpayerAccount)).one().phone == OLD_PHONE_E164
+    await change_contact(stack, "email", NEW_EMAIL, NEW_EMAIL)
+
+    with Session(resources.engine) as db:
+        record = records.collect_record(db, resources.store, eid)
+        # The record finds the verification code's outbox row by the workflow's idempotency key.
+        [code_row] = db.exec(select(OutboxMessage).where(OutboxMessage.purpose == "code")).all()
+        assert records.CODE_KEY.format(role="taxpayer") in code_row.idempotency_key
+    [taxpayer] = record.signers
+    assert taxpayer.masked_email == "she*****org"  # the address in use now
+    assert "one-time code sent by email to she*****com," in taxpayer.authentication
+    assert "she*****org" not in taxpayer.authentication
+    changes = [e for e in taxpayer.authentication_events if e.action.startswith("account.")]
+    assert [e.action for e in changes] == [
+        "account.contact_code_sent",
+        "account.email_changed",
+        "account.change_notice",
+    ]
+    assert changes[1].detail == {"from": "she*****com", "to": "she*****org"}
+
+
 # ---- the Account page ----------------------------------------------------------------------------------
 
 
@@ -260,6 +314,7 @@ async def test_account_page_changes_email_and_password(stack: dict[str, Any]) ->
     assert 'href="/portal/account"' in home.text
     page = await taxpayer.get("/portal/account")
     assert page.status_code == 200 and TAXPAYER["email"] in page.text
+    assert "<dd>(702) 555-0197</dd>" in page.text and OLD_PHONE_E164 not in page.text
     token = csrf_of(page)
 
     no_token = await taxpayer.post("/portal/account/password", data={"current_password": PASSWORD})

@@ -3,21 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from journey import PASSWORD, TAXPAYER, Person, code_in, invite_token, latest, login_preparer, make_preparer
+from invitation_steps import invited_taxpayer
+from journey import PASSWORD, TAXPAYER, Person, register_and_verify
 from temporalio.testing import WorkflowEnvironment
 
 from core import throttle
 from core.config import Settings
-from core.context import Resources
 from core.models import utcnow
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
 WAIT_ONE_SECOND = "Too many attempts. Please wait 1 second and try again."
@@ -35,24 +33,16 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
 async def invited(
     api: Any, settings: Settings, dev_server: WorkflowEnvironment
 ) -> AsyncIterator[dict[str, Any]]:
-    settings.code_resend_cooldown = timedelta(0)
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources), api.client("198.51.100.1") as preparer:
-        await login_preparer(preparer, make_preparer(resources))
-        eid = (await preparer.post("/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER})).json()[
-            "id"
-        ]
-        assert (
-            await preparer.post(f"/api/engagements/{eid}/invite", json={"channel": "email"})
-        ).status_code == 200
-        for _ in range(100):
-            try:
-                token = invite_token(await latest(preparer, "invite", TAXPAYER["email"]))
-                break
-            except AssertionError:
-                await asyncio.sleep(0.1)
-        yield {"api": api, "preparer": preparer, "token": token}
-    resources.engine.dispose()
+    async with invited_taxpayer(api, settings, dev_server) as invited:
+        yield {"api": api, "preparer": invited.preparer, "token": invited.token}
+
+
+@pytest.fixture
+async def verified(invited: dict[str, Any]) -> dict[str, Any]:
+    """The invited taxpayer registered and verified from their own browser: an account to attack."""
+    async with invited["api"].client("198.51.100.2") as owner:
+        await register_and_verify(Person(owner, TAXPAYER), invited["token"], invited["preparer"])
+    return invited
 
 
 async def csrf(http: httpx.AsyncClient, path: str) -> str:
@@ -67,20 +57,8 @@ def assert_page_throttled(response: httpx.Response) -> None:
     assert response.headers["retry-after"] == "1"
 
 
-async def registered(invited: dict[str, Any], http: httpx.AsyncClient, *, verify: bool) -> None:
-    person = Person(http, TAXPAYER)
-    reply = await http.post(f"/api/invitations/{invited['token']}/register", json=person.registration())
-    assert reply.status_code == 201, reply.text
-    if verify:
-        assert (await http.post("/api/taxpayer/code", json={"channel": "email"})).status_code == 200
-        code = code_in(await latest(invited["preparer"], "code", TAXPAYER["email"]))
-        assert (await http.post("/api/taxpayer/verify", json={"code": code})).status_code == 200
-
-
-async def test_login_page_password_step(invited: dict[str, Any]) -> None:
-    api = invited["api"]
-    async with api.client("198.51.100.2") as owner:
-        await registered(invited, owner, verify=True)
+async def test_login_page_password_step(verified: dict[str, Any]) -> None:
+    api = verified["api"]
     async with api.client("203.0.113.9") as attacker:
         token = await csrf(attacker, "/portal/login")
         for guess in range(throttle.ACCOUNT.free):
@@ -99,10 +77,8 @@ async def test_login_page_password_step(invited: dict[str, Any]) -> None:
         assert api_login.status_code == 429
 
 
-async def test_login_page_code_steps(invited: dict[str, Any]) -> None:
-    api = invited["api"]
-    async with api.client("198.51.100.2") as owner:
-        await registered(invited, owner, verify=True)
+async def test_login_page_code_steps(verified: dict[str, Any]) -> None:
+    api = verified["api"]
     async with api.client("203.0.113.10") as laptop:
         token = await csrf(laptop, "/portal/login")
         first = await laptop.post(
@@ -151,7 +127,9 @@ async def test_registration_page(invited: dict[str, Any]) -> None:
 async def test_verify_page_code_request_and_entry(invited: dict[str, Any]) -> None:
     api = invited["api"]
     async with api.client("198.51.100.12") as taxpayer:
-        await registered(invited, taxpayer, verify=False)
+        registration = Person(taxpayer, TAXPAYER).registration()
+        reply = await taxpayer.post(f"/api/invitations/{invited['token']}/register", json=registration)
+        assert reply.status_code == 201, reply.text
         token = await csrf(taxpayer, "/portal/verify")
         sends = [
             await taxpayer.post("/portal/verify/send", data={"csrf_token": token, "channel": "email"})

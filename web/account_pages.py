@@ -19,13 +19,16 @@ from api.deps import ResourcesDep, SessionDep, TemporalDep
 from api.schemas import RegisterIn
 from api.services import ServiceError, accounts, new_device, throttling
 from api.services.accounts import channels
-from api.services.throttled_step import throttled_step
+from api.services.throttled_step import Step, throttled_step
+from core.identity import format_phone
 from core.models import Engagement, Firm, Signer, TaxpayerAccount, utcnow
 from core.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
-from web.rendering import AnyUser, PortalUser, render, safe_next
+from web.rendering import AnyUser, PortalUser, render, safe_next, templates
 from web.security import check_csrf
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+# Phone numbers as people write them, `(702) 555-0197`; the database keeps E.164 (the Account page).
+templates.env.filters["phone"] = format_phone
 OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 REGISTER_FIELDS = ("username", "email", "phone", "last_name", "ssn_last4")
@@ -375,6 +378,22 @@ def _expired_login(request: Request, exc: ServiceError) -> Response:
     return render(request, "login.html", {"next": "/portal", "values": {}, "error": exc.message}, 401)
 
 
+def _pending_login(
+    request: Request, db: SessionDep, resources: ResourcesDep, step: Step, target: str
+) -> new_device.PendingLogin | Response:
+    """The login waiting for its code, or the page to answer with instead: the login expired, or the
+    throttle says wait (counted as the API counts it)."""
+    try:
+        pending = new_device.pending_login(db, request, resources)
+    except ServiceError as exc:
+        step.failed(exc)
+        return _expired_login(request, exc)
+    if step.refusal is not None:
+        page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
+        return _with_retry_after(page, step.refusal)
+    return pending
+
+
 @router.get("/portal/login/code")
 def login_code_page(
     request: Request, db: SessionDep, resources: ResourcesDep, next: str | None = None
@@ -398,14 +417,9 @@ async def send_login_code(
     target = safe_next(next)
     # The same throttle as POST /api/taxpayer/login/code.
     async with throttled_step(request, throttling.TAXPAYER_LOGIN_CODE_SEND) as step:
-        try:
-            pending = new_device.pending_login(db, request, resources)
-        except ServiceError as exc:
-            step.failed(exc)
-            return _expired_login(request, exc)
-        if step.refusal is not None:
-            page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
-            return _with_retry_after(page, step.refusal)
+        pending = _pending_login(request, db, resources, step, target)
+        if isinstance(pending, Response):
+            return pending
         if channel not in ("email", "sms"):
             step.refuse()
             return _login_code_page(request, db, resources, pending, target, "Choose email or text.", 422)
@@ -429,14 +443,9 @@ async def finish_login(
     target = safe_next(next)
     # The same throttle as POST /api/taxpayer/login/verify.
     async with throttled_step(request, throttling.TAXPAYER_LOGIN_CODE) as step:
-        try:
-            pending = new_device.pending_login(db, request, resources)
-        except ServiceError as exc:
-            step.failed(exc)
-            return _expired_login(request, exc)
-        if step.refusal is not None:
-            page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
-            return _with_retry_after(page, step.refusal)
+        pending = _pending_login(request, db, resources, step, target)
+        if isinstance(pending, Response):
+            return pending
         digits = six_digits(code)
         if digits is None:
             step.refuse()

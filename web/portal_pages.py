@@ -327,6 +327,12 @@ def _contact_kind(kind: str) -> account_changes.ContactKind:
     return kind  # type: ignore[return-value]
 
 
+def _pending_change(contact: account_changes.ContactKind, value: str, masked: str) -> dict[str, str]:
+    """A change waiting for its code. The new address goes back into the page (not stored anywhere): the
+    code is bound to it."""
+    return {"kind": contact, "value": value.strip(), "masked": masked}
+
+
 @router.post("/account/contact/code")
 async def send_contact_code(
     request: Request,
@@ -345,9 +351,7 @@ async def send_contact_code(
         )
     except ServiceError as exc:
         return _account_page(request, user, problem=exc, form=contact)
-    # The new address goes back into the page (not stored anywhere): the code is bound to it.
-    pending = {"kind": contact, "value": value.strip(), "masked": sent.masked_destination}
-    return _account_page(request, user, pending=pending)
+    return _account_page(request, user, pending=_pending_change(contact, value, sent.masked_destination))
 
 
 @router.post("/account/contact")
@@ -372,7 +376,6 @@ async def confirm_contact(
     except ServiceError as exc:
         pending = None
         if exc.field == "code" and exc.status_code == 422:  # let them try the code again
-            masked = account_changes.masked_or_blank(contact, value)
-            pending = {"kind": contact, "value": value.strip(), "masked": masked}
+            pending = _pending_change(contact, value, account_changes.masked_or_blank(contact, value))
         return _account_page(request, user, problem=exc, form=contact, pending=pending)
     return _see_other(f"/portal/account?m={contact}-changed")

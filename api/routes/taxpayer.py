@@ -5,7 +5,8 @@ The rules live in `api.services` and are shared with the portal pages; these rou
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
@@ -39,6 +40,25 @@ from api.services.accounts import channels
 
 router = APIRouter(prefix="/api", tags=["taxpayer"])
 OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
+
+
+class SentCode(Protocol):
+    """A one-time code that went out: a login code, a new address's code or the workflow's own."""
+
+    @property
+    def masked_destination(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def resend_after(self) -> datetime: ...
+
+
+def _code_sent(sent: SentCode) -> CodeSentOut:
+    return CodeSentOut(
+        message=f"Code sent to {sent.masked_destination}.",
+        expires_at=sent.expires_at,
+        resend_after=sent.resend_after,
+    )
 
 
 # ---- invitation and registration -----------------------------------------------------------------
@@ -120,11 +140,7 @@ async def send_login_code(
     """Send the one-time code a login from a new browser needs."""
     pending = new_device.pending_login(db, request, resources)
     sent = await new_device.send_login_code(db, request, resources, outbox, pending, body.channel)
-    return CodeSentOut(
-        message=f"Code sent to {sent.masked_destination}.",
-        expires_at=sent.expires_at,
-        resend_after=sent.resend_after,
-    )
+    return _code_sent(sent)
 
 
 @router.post("/taxpayer/login/verify", response_model=MeOut, dependencies=[throttling.TAXPAYER_LOGIN_CODE])
@@ -206,11 +222,7 @@ async def send_contact_code(
     sent = await account_changes.send_contact_code(
         db, resources, request, outbox, account, signer, body.kind, body.value, body.current_password
     )
-    return CodeSentOut(
-        message=f"Code sent to {sent.masked_destination}.",
-        expires_at=sent.expires_at,
-        resend_after=sent.resend_after,
-    )
+    return _code_sent(sent)
 
 
 @router.post("/taxpayer/account/contact", response_model=Done, responses=_CHANGE_REFUSALS)
@@ -228,8 +240,7 @@ async def confirm_contact(
     masked = await account_changes.confirm_contact(
         db, resources, request, outbox, account, signer, body.kind, body.value, body.code
     )
-    what = "email address" if body.kind == "email" else "phone number"
-    return Done(message=f"Your {what} is changed to {masked}.")
+    return Done(message=f"Your {account_changes.WORDS[body.kind]} is changed to {masked}.")
 
 
 # ---- verification --------------------------------------------------------------------------------
@@ -241,11 +252,7 @@ async def request_code(
 ) -> CodeSentOut:
     """Send a one-time code by email or text."""
     sent = await accounts.request_code(client, request, signer, body.channel)
-    return CodeSentOut(
-        message=f"Code sent to {sent.masked_destination}.",
-        expires_at=sent.expires_at,
-        resend_after=sent.resend_after,
-    )
+    return _code_sent(sent)
 
 
 @router.post("/taxpayer/verify", response_model=Done, dependencies=[throttling.CODE])

@@ -31,6 +31,15 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+# The schedule's units after a value of 1: "1 hour", not "1 hours".
+SINGULAR_UNITS = {"days": "day", "hours": "hour", "reminders": "reminder"}
+
+
+def unit_for(unit: str, value: object) -> str:
+    """`unit` as it reads after `value` (a stored number, or what was typed into the form)."""
+    return SINGULAR_UNITS.get(unit, unit) if str(value).strip() == "1" else unit
+
+
 def _settings_page(
     request: Request, ws: Workspace, db: SessionDep, status_code: int = 200, **extra: Any
 ) -> Response:
@@ -55,6 +64,7 @@ def _settings_page(
         "invites": people.pending_invites(db, firm_id),
         "settings": firm_admin.firm_settings(db, firm_id),
         "fields": firm_admin.SCHEDULE_FIELDS,
+        "unit_for": unit_for,
         "zones": sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/")),
         "templates": templates,
         "codes_left": auth.recovery_codes_left(db, ws.preparer.id or 0),
