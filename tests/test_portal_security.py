@@ -53,6 +53,8 @@ async def test_pages_send_security_headers_and_refuse_forms_without_a_token(api)
         assert (await browser.post("/portal/login", data=form)).status_code == 403
         wrong = await browser.post("/portal/login", data={**form, "csrf_token": "x" * 43})
         assert wrong.status_code == 403
+        for odd in ("é" * 43, "١٢٣"):  # not ASCII: refused like any wrong token, not a server error
+            assert (await browser.post("/portal/login", data={**form, "csrf_token": odd})).status_code == 403
         token = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
         ok = await browser.post("/portal/login", data={**form, "csrf_token": token})
         assert ok.status_code == 401 and "Wrong user name or password." in ok.text

@@ -134,6 +134,12 @@ def test_a_firm_keeps_its_last_administrator_and_every_change_is_audited(res: Re
         with pytest.raises(ServiceError) as refused:
             people.set_active(db, _request(), bob, bob.id or 0, False)
         assert refused.value.status_code == 409
+        # Digits of other scripts are no number: a field error, not a server error.
+        for odd in ("²", "١٢"):
+            _settings, errors = firm_admin.save_firm_settings(
+                db, _request(), bob, {"invite_reminder_days": odd}
+            )
+            assert "whole number" in errors["invite_reminder_days"], (odd, errors)
         # Ada is no administrator any more: every change is refused her.
         for change in (
             lambda: people.set_admin(db, _request(), ada, ada.id or 0, True),

@@ -115,7 +115,8 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
-    if not (secret and given and hmac.compare_digest(given, _sign(resources, secret))):
+    # As bytes: compare_digest refuses str with non-ASCII characters, and a header can carry them.
+    if not (secret and given and hmac.compare_digest(given.encode(), _sign(resources, secret).encode())):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "This form has expired. Reload the page and try again."
         )

@@ -379,7 +379,7 @@ def _recovery_digest(resources: Resources, preparer: Preparer, raw: str) -> str:
 
 
 def _six_digits(code: str) -> str | None:
-    digits = "".join(c for c in code if c.isdigit())
+    digits = "".join(c for c in code if c in "0123456789")  # str.isdigit() also takes other scripts
     stripped = "".join(c for c in code if not c.isspace() and c != "-")
     return digits if len(digits) == 6 and len(stripped) == 6 else None
 

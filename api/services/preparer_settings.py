@@ -67,7 +67,7 @@ def save_firm_settings(
     parsed: dict[str, Any] = {}
     for name, label, unit, low, high in SCHEDULE_FIELDS:
         raw = values.get(name, "").strip()
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             what = "an hour" if "o'clock" in unit else f"a whole number of {unit}"
             errors[name] = f"{label}: enter {what} from {low} to {high}."
         else:
