@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlmodel import Session, select
 
@@ -184,10 +186,19 @@ def _invite_reminder(ctx: MessageContext) -> RenderedMessage:
     )
 
 
+def _code_sentence(ctx: MessageContext, kind: str) -> str:
+    """What every one-time code message says: the code, and how long it lasts."""
+    return f"Your Portico {kind} code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+
+
+def _code_by_text(text: str) -> RenderedMessage:
+    return RenderedMessage("", f"{text} Don't share it.")
+
+
 def _code(ctx: MessageContext) -> RenderedMessage:
-    text = f"Your Portico verification code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+    text = _code_sentence(ctx, "verification")
     if ctx.channel == "sms":
-        return RenderedMessage("", f"{text} Don't share it.")
+        return _code_by_text(text)
     return RenderedMessage(
         "Your Portico verification code",
         f"Hello {ctx.recipient_name},\n\n{text}\n\nIf you did not ask for it, you can ignore this message.\n",
@@ -224,9 +235,9 @@ def _completed(ctx: MessageContext) -> RenderedMessage:
 
 
 def _login_code(ctx: MessageContext) -> RenderedMessage:
-    text = f"Your Portico login code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+    text = _code_sentence(ctx, "login")
     if ctx.channel == "sms":
-        return RenderedMessage("", f"{text} Don't share it.")
+        return _code_by_text(text)
     return RenderedMessage(
         "Your Portico login code",
         f"Hello {ctx.recipient_name},\n\nSomeone is logging in to your {ctx.firm_name} portal from a browser "
@@ -235,27 +246,10 @@ def _login_code(ctx: MessageContext) -> RenderedMessage:
     )
 
 
-_RENDERERS = {
-    "invite": _invite,
-    "invite_reminder": _invite_reminder,
-    "code": _code,
-    "verify_reminder": _verify_reminder,
-    "documents_ready": _documents_ready,
-    "signature_reminder": _signature_reminder,
-    "needs_attention": _needs_attention,
-    "completed": _completed,
-    "login_code": _login_code,
-    "contact_code": lambda ctx: _contact_code(ctx),
-    "password_changed": lambda ctx: _account_changed(ctx, "password"),
-    "email_changed": lambda ctx: _account_changed(ctx, "email address"),
-    "phone_changed": lambda ctx: _account_changed(ctx, "phone number"),
-}
-
-
 def _contact_code(ctx: MessageContext) -> RenderedMessage:
-    text = f"Your Portico confirmation code is {ctx.code}. It expires in {ctx.code_minutes} minutes."
+    text = _code_sentence(ctx, "confirmation")
     if ctx.channel == "sms":
-        return RenderedMessage("", f"{ctx.firm_name}: {text} Don't share it.")
+        return _code_by_text(f"{ctx.firm_name}: {text}")
     return RenderedMessage(
         "Confirm your new email address",
         f"Hello {ctx.recipient_name},\n\nYou asked to use this address for your {ctx.firm_name} client "
@@ -274,3 +268,20 @@ def _account_changed(ctx: MessageContext, what: str) -> RenderedMessage:
         f"Hello {ctx.recipient_name},\n\nThe {what} of your {ctx.firm_name} client portal account was just "
         f"changed.\n\n{warning}\n",
     )
+
+
+_RENDERERS: dict[str, Callable[[MessageContext], RenderedMessage]] = {
+    "invite": _invite,
+    "invite_reminder": _invite_reminder,
+    "code": _code,
+    "verify_reminder": _verify_reminder,
+    "documents_ready": _documents_ready,
+    "signature_reminder": _signature_reminder,
+    "needs_attention": _needs_attention,
+    "completed": _completed,
+    "login_code": _login_code,
+    "contact_code": _contact_code,
+    "password_changed": partial(_account_changed, what="password"),
+    "email_changed": partial(_account_changed, what="email address"),
+    "phone_changed": partial(_account_changed, what="phone number"),
+}
