@@ -375,3 +375,38 @@ class ColleagueChangeIn(BaseModel):
         if (self.active is None) == (self.is_admin is None):
             raise ValueError("Change one thing at a time: give `active` or `is_admin`.")
         return self
+
+
+# ---- a preparer's own account: password and login email (both factors asked again) -------------------
+
+
+class PreparerPasswordChangeIn(BaseModel):
+    current_password: str = Field(max_length=256)
+    code: str = Field(
+        min_length=6, max_length=40, description="a current authenticator code, or an unused recovery code"
+    )
+    new_password: str = Field(
+        max_length=256, description="8 to 128 characters, not a common password, not your email"
+    )
+
+
+class PreparerEmailCodeIn(BaseModel):
+    """Step 1 of changing the login email: a one-time code goes to the new address."""
+
+    new_email: str = Field(max_length=254)
+    current_password: str = Field(max_length=256)
+    code: str = Field(
+        min_length=6, max_length=40, description="a current authenticator code, or an unused recovery code"
+    )
+
+
+class PreparerEmailConfirmIn(BaseModel):
+    """Step 2, in the same session: the code from the new address; it then becomes the login email."""
+
+    new_email: str = Field(max_length=254, description="the same new address the code was sent to")
+    email_code: str = Field(pattern=r"^\s*[0-9]{3}[\s-]?[0-9]{3}\s*$")
+
+
+class PreparerEmailOut(BaseModel):
+    message: str
+    email: str = Field(description="the login email from now on")

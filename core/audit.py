@@ -19,6 +19,13 @@ CONTACT_CODE_SENT = "account.contact_code_sent"
 CHANGE_REFUSED = "account.change_refused"  # wrong password or code, throttled, a new password's rules
 CHANGE_NOTICE = "account.change_notice"  # the "was this you?" message to the old address
 
+# A signed-in preparer's own account changes (api/services/preparer_account.py).
+PREPARER_PASSWORD_CHANGED = "preparer.password_changed"  # noqa: S105 - an event name
+PREPARER_EMAIL_CHANGED = "preparer.email_changed"
+PREPARER_EMAIL_CODE_SENT = "preparer.email_code_sent"
+PREPARER_CHANGE_REFUSED = "preparer.account_change_refused"  # wrong password/code, throttled, rules, taken
+PREPARER_CHANGE_NOTICE = "preparer.account_change_notice"  # the "was this you?" message
+
 
 def record(
     session: Session,

@@ -122,10 +122,28 @@ def _own(method: str, path: str, **kw: Any) -> Callable[[Ids], list[Call]]:
     return lambda ids: [(method, path, dict(kw))]
 
 
+def _account_changes(prefix: str, send_as: str) -> dict[tuple[str, str], Spec | Exempt]:
+    """The JSON API's or the Account page's three changes (`send_as`: "json" or "data"), tried alike."""
+    return {
+        ("POST", f"{prefix}/password"): Spec(
+            _own("POST", f"{prefix}/password", **{send_as: ACCOUNT_PASSWORD}), spouse=True
+        ),
+        ("POST", f"{prefix}/contact/code"): Spec(
+            _own("POST", f"{prefix}/contact/code", **{send_as: ACCOUNT_CODE}), spouse=True
+        ),
+        ("POST", f"{prefix}/contact"): Spec(
+            _own("POST", f"{prefix}/contact", **{send_as: ACCOUNT_CONFIRM}),
+            spouse=True,
+            also_refused=NO_CHANGE_STARTED,
+        ),
+    }
+
+
 E = "/api/engagements/{engagement_id}"
 P = "/preparer/engagements/{engagement_id}"
 NO_ID = "no path or query id: acts on the caller's own session only"
 TOKEN = "token is a bearer capability; tried with a forged token"
+TEMPLATE_KIND = "purpose/channel name a template kind of the caller's own firm, not another firm's object"
 
 ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     # --- framework and static
@@ -144,15 +162,9 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("POST", "/api/preparer/mfa/enrol"): Exempt(NO_ID),
     ("POST", "/api/preparer/mfa/confirm"): Exempt(NO_ID),
     ("POST", "/api/engagements"): Exempt(NO_ID),
-    ("GET", "/api/firm/templates/{purpose}/{channel}"): Exempt(
-        "template ids are names: the caller's firm only"
-    ),
-    ("PUT", "/api/firm/templates/{purpose}/{channel}"): Exempt(
-        "template ids are names: the caller's firm only"
-    ),
-    ("DELETE", "/api/firm/templates/{purpose}/{channel}"): Exempt(
-        "template ids are names: the caller's firm only"
-    ),
+    ("GET", "/api/firm/templates/{purpose}/{channel}"): Exempt(TEMPLATE_KIND),
+    ("PUT", "/api/firm/templates/{purpose}/{channel}"): Exempt(TEMPLATE_KIND),
+    ("DELETE", "/api/firm/templates/{purpose}/{channel}"): Exempt(TEMPLATE_KIND),
     ("GET", "/api/firm/settings"): Exempt(NO_ID),
     ("PUT", "/api/firm/settings"): Exempt(NO_ID),
     ("GET", "/api/firm/preparers"): Exempt(NO_ID),
@@ -209,17 +221,7 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
         _sign_return("/api/taxpayer/documents/{document_id}/sign"), spouse=True
     ),
     ("GET", "/api/taxpayer/messages"): Exempt(NO_ID),
-    ("POST", "/api/taxpayer/account/password"): Spec(
-        _own("POST", "/api/taxpayer/account/password", json=ACCOUNT_PASSWORD), spouse=True
-    ),
-    ("POST", "/api/taxpayer/account/contact/code"): Spec(
-        _own("POST", "/api/taxpayer/account/contact/code", json=ACCOUNT_CODE), spouse=True
-    ),
-    ("POST", "/api/taxpayer/account/contact"): Spec(
-        _own("POST", "/api/taxpayer/account/contact", json=ACCOUNT_CONFIRM),
-        spouse=True,
-        also_refused=NO_CHANGE_STARTED,
-    ),
+    **_account_changes("/api/taxpayer/account", "json"),
     ("POST", "/api/taxpayer/messages"): Exempt(NO_ID),
     # --- taxpayer pages
     ("GET", "/invite/{token}"): Spec(_one("/invite/{token}")),
@@ -266,17 +268,7 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ),
     ("POST", "/portal/messages"): Exempt(NO_ID),
     ("GET", "/portal/account"): Spec(_own("GET", "/portal/account"), filter_ok=True),  # one's own only
-    ("POST", "/portal/account/password"): Spec(
-        _own("POST", "/portal/account/password", data=ACCOUNT_PASSWORD), spouse=True
-    ),
-    ("POST", "/portal/account/contact/code"): Spec(
-        _own("POST", "/portal/account/contact/code", data=ACCOUNT_CODE), spouse=True
-    ),
-    ("POST", "/portal/account/contact"): Spec(
-        _own("POST", "/portal/account/contact", data=ACCOUNT_CONFIRM),
-        spouse=True,
-        also_refused=NO_CHANGE_STARTED,
-    ),
+    **_account_changes("/portal/account", "data"),
     # --- preparer pages
     ("GET", "/preparer/login"): Exempt("`next` is a same-site path, not an object id"),
     ("POST", "/preparer/login"): Exempt(NO_ID),
@@ -325,21 +317,78 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("POST", "/preparer/settings/preparers/{colleague_id}/{action}"): Spec(
         lambda ids: [
             ("POST", f"/preparer/settings/preparers/{ids['colleague']}/{action}", {})
-            for action in ("deactivate", "activate", "reset-mfa")
+            for action in ("deactivate", "activate", "make-admin", "remove-admin", "reset-mfa")
         ]
     ),
-    ("GET", "/preparer/settings/templates/{purpose}/{channel}"): Exempt(
-        "purpose/channel name a template kind of the caller's own firm, not another firm's object"
-    ),
-    ("POST", "/preparer/settings/templates/{purpose}/{channel}/preview"): Exempt(
-        "purpose/channel name a template kind of the caller's own firm, not another firm's object"
-    ),
-    ("POST", "/preparer/settings/templates/{purpose}/{channel}"): Exempt(
-        "purpose/channel name a template kind of the caller's own firm, not another firm's object"
-    ),
+    ("GET", "/preparer/settings/templates/{purpose}/{channel}"): Exempt(TEMPLATE_KIND),
+    ("POST", "/preparer/settings/templates/{purpose}/{channel}/preview"): Exempt(TEMPLATE_KIND),
+    ("POST", "/preparer/settings/templates/{purpose}/{channel}"): Exempt(TEMPLATE_KIND),
     ("GET", "/preparer/import"): Exempt(NO_ID),
     ("GET", "/preparer/import/example.csv"): Exempt(NO_ID),
     ("POST", "/preparer/import"): Exempt(NO_ID),
+    # --- a preparer's own account (no id to swap): tried with a password and codes that aren't the caller's;
+    # another firm's preparer reaches only their own account, and is refused there too
+    ("POST", "/api/preparer/account/password"): Spec(
+        _own(
+            "POST",
+            "/api/preparer/account/password",
+            json={
+                "current_password": NOT_MY_PASSWORD,
+                "code": "000000",
+                "new_password": "taken over 2026 eve",
+            },
+        )
+    ),
+    ("POST", "/api/preparer/account/email/code"): Spec(
+        _own(
+            "POST",
+            "/api/preparer/account/email/code",
+            json={
+                "new_email": "eve.inbox@example.net",
+                "current_password": NOT_MY_PASSWORD,
+                "code": "000000",
+            },
+        )
+    ),
+    ("POST", "/api/preparer/account/email"): Spec(
+        _own(
+            "POST",
+            "/api/preparer/account/email",
+            json={"new_email": "eve.inbox@example.net", "email_code": "123456"},
+        ),
+        also_refused=NO_CHANGE_STARTED,
+    ),
+    ("GET", "/preparer/account"): Spec(_own("GET", "/preparer/account"), filter_ok=True),  # one's own only
+    ("POST", "/preparer/account/password"): Spec(
+        _own(
+            "POST",
+            "/preparer/account/password",
+            data={
+                "current_password": NOT_MY_PASSWORD,
+                "code": "000000",
+                "new_password": "taken over 2026 eve",
+            },
+        )
+    ),
+    ("POST", "/preparer/account/email/code"): Spec(
+        _own(
+            "POST",
+            "/preparer/account/email/code",
+            data={
+                "new_email": "eve.inbox@example.net",
+                "current_password": NOT_MY_PASSWORD,
+                "code": "000000",
+            },
+        )
+    ),
+    ("POST", "/preparer/account/email"): Spec(
+        _own(
+            "POST",
+            "/preparer/account/email",
+            data={"new_email": "eve.inbox@example.net", "email_code": "123456"},
+        ),
+        also_refused=NO_CHANGE_STARTED,
+    ),
 }
 
 

@@ -1,13 +1,26 @@
-"""Preparer side: log in (password, then the authenticator code), the dashboard, engagements, invite,
-documents, chat, cancel; the firm's settings and preparers are in `api.routes.firm`. The rules live in
-`api.services.preparer_*` and `api.dashboard`, shared with the workspace pages."""
+"""Preparer side: log in (password, then the authenticator code), one's own password and login email, the
+dashboard, engagements, invite, documents, chat, cancel; the firm's settings and preparers are in
+`api.routes.firm`. The rules live in `api.services.preparer_*` and `api.dashboard`, shared with the workspace
+pages."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 
+from activities.outbox import Outbox
 from api.dashboard import DashboardQuery, load_dashboard
 from api.deps import CurrentPreparer, PreparerInSetup, ResourcesDep, SessionDep, TemporalDep
 from api.documents import chat_of, download
@@ -16,6 +29,7 @@ from api.schemas import (
     CancelIn,
     ChatIn,
     ChatOut,
+    CodeSentOut,
     Done,
     EngagementCreate,
     EngagementOut,
@@ -25,16 +39,23 @@ from api.schemas import (
     InviteOut,
     Login,
     MfaEnrolOut,
+    PreparerEmailCodeIn,
+    PreparerEmailConfirmIn,
+    PreparerEmailOut,
     PreparerLoginOut,
+    PreparerPasswordChangeIn,
     RecoveryCodesOut,
     RoleIn,
     SecondFactorIn,
 )
+from api.services import new_device
+from api.services import preparer_account as account
 from api.services import preparer_auth as auth
 from api.services import preparer_engagements as work
 from api.services.throttling import PREPARER_LOGIN as throttle_login
 
 router = APIRouter(prefix="/api", tags=["preparer"])
+OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 
 # ---- login ---------------------------------------------------------------------------------------------
@@ -104,6 +125,82 @@ def mfa_confirm(
         message="Two-step login is on. Keep these recovery codes somewhere safe: each works once.",
         recovery_codes=codes,
     )
+
+
+# ---- one's own account: password and login email --------------------------------------------------------
+
+# 422 (a wrong or used authenticator code, a new password's rules, a wrong email code) keeps FastAPI's own
+# entry: its schema takes our {"detail": "..."} as well (see `api.app`).
+_CHANGE_REFUSALS: dict[int | str, dict[str, object]] = {
+    403: {"description": "wrong current password"},
+    409: {"description": "the new email address belongs to another preparer"},
+    423: {"description": "too many wrong authenticator codes: the second factor is locked for a while"},
+    429: {"description": "too many wrong answers (the login throttle), or a code was asked for just now"},
+}
+
+
+@router.post("/preparer/account/password", response_model=Done, responses=_CHANGE_REFUSALS)
+async def change_password(
+    body: PreparerPasswordChangeIn,
+    request: Request,
+    response: Response,
+    preparer: CurrentPreparer,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> Done:
+    """Change your password (asks for the current one and an authenticator code); every other session
+    of yours ends and this one gets a new id."""
+    await account.change_password(
+        db,
+        resources,
+        request,
+        response,
+        outbox,
+        preparer,
+        body.current_password,
+        body.code,
+        body.new_password,
+    )
+    return Done(message="Your password is changed. You are logged out everywhere else.")
+
+
+@router.post("/preparer/account/email/code", response_model=CodeSentOut, responses=_CHANGE_REFUSALS)
+async def send_email_code(
+    body: PreparerEmailCodeIn,
+    request: Request,
+    preparer: CurrentPreparer,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> CodeSentOut:
+    """Start changing your login email (asks for the current password and an authenticator code): a
+    one-time code goes to the new address."""
+    sent = await account.send_email_code(
+        db, resources, request, outbox, preparer, body.new_email, body.current_password, body.code
+    )
+    return CodeSentOut(
+        message=f"Code sent to {sent.masked_destination}.",
+        expires_at=sent.expires_at,
+        resend_after=sent.resend_after,
+    )
+
+
+@router.post("/preparer/account/email", response_model=PreparerEmailOut, responses=_CHANGE_REFUSALS)
+async def confirm_email(
+    body: PreparerEmailConfirmIn,
+    request: Request,
+    preparer: CurrentPreparer,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+) -> PreparerEmailOut:
+    """Finish the change, in the same session, with the code sent to the new address; you log in with
+    it from now on."""
+    email = await account.confirm_email(
+        db, resources, request, outbox, preparer, body.new_email, body.email_code
+    )
+    return PreparerEmailOut(message="Your login email is changed.", email=email)
 
 
 # ---- engagements ---------------------------------------------------------------------------------------

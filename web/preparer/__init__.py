@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from web.preparer import (
+    account_pages,
     auth_pages,
     dashboard_pages,
     engagement_actions,
@@ -18,3 +19,4 @@ router.include_router(engagement_pages.router)
 router.include_router(engagement_actions.router)
 router.include_router(settings_pages.router)
 router.include_router(import_pages.router)
+router.include_router(account_pages.router)

@@ -1,0 +1,426 @@
+"""A signed-in preparer changes their own password or login email (NIST SP 800-63B, FTC Safeguards Rule).
+
+- Every change asks for the current password *and* a current authenticator code (or a recovery code): a
+  workspace left open on a desk changes nothing. Wrong answers are counted by the login throttle
+  (`preparer-login`: the same per-account and per-IP counts as the login page and /api/preparer/login),
+  the second factor keeps its own five-strikes lock as at login, and every refusal is audited.
+- A new password follows the registration rules, is hashed with argon2id off the event loop, and ends every
+  other session of the preparer (set-up sessions and pending logins too); this browser gets a new session id.
+- A new login email replaces the old one only once a one-time code sent to it comes back, in the same
+  session. The pending change is a session row of its own kind (`preparer-email-change`, 10 minutes) whose
+  id is the keyed digest of the code, the new address and the session that asked: no pending address is
+  stored, the code proves exactly the address it was sent to, and deleting the row is what uses it (once).
+  Wrong codes are counted by the same throttle.
+- Afterwards a notice goes to the old address (for a password, to the preparer's email) through the outbox,
+  like every message Portico sends outside the workflow.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Request, Response, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete, select
+from starlette.concurrency import run_in_threadpool
+
+from activities.delivery import DeliveryError, OutgoingMessage
+from activities.outbox import Outbox
+from api.deps import PREPARER_SETUP_KIND, request_actor
+from api.services import ServiceError, cookies, throttling
+from api.services import preparer_auth as auth
+from api.services.throttled_step import throttled_step
+from core import audit, sessions
+from core.context import Resources
+from core.identity import InvalidContact, mask_email, normalise_email
+from core.models import Firm, Preparer, WebSession, utcnow
+from core.passwords import hash_password, password_problems, verify_password
+
+PENDING_EMAIL_KIND = "preparer-email-change"
+CODE_LIFETIME = timedelta(minutes=10)
+WRONG_PASSWORD = "That is not your current password."  # noqa: S105 - a message, not a secret
+EMAIL_TAKEN = "Another preparer already logs in with this email address. Choose a different one."
+
+
+async def _signed_in_email(request: Request, resources: Resources) -> str | None:
+    email = getattr(request.state, "throttle_preparer_email", None)
+    return email.strip().lower()[:320] if isinstance(email, str) else None  # as the login reads it
+
+
+# Action "preparer-login": an answer typed here is counted exactly like one typed on the login form.
+ANSWER_CHECK = throttling.guard("preparer-login", _signed_in_email)
+
+
+@dataclass(frozen=True)
+class EmailCodeSent:
+    masked_destination: str
+    expires_at: datetime
+    resend_after: datetime
+
+
+def _actor(request: Request, preparer: Preparer) -> audit.Actor:
+    return request_actor(request, "preparer", str(preparer.id))
+
+
+def _refused(db: Session, request: Request, preparer: Preparer, what: str, reason: str) -> None:
+    audit.record(
+        db,
+        action=audit.PREPARER_CHANGE_REFUSED,
+        actor=_actor(request, preparer),
+        firm_id=preparer.firm_id,
+        detail={"what": what, "reason": reason},
+    )
+    db.commit()
+
+
+async def confirm_identity(
+    db: Session,
+    request: Request,
+    resources: Resources,
+    preparer: Preparer,
+    password: str,
+    code: str,
+    what: str,
+) -> str:
+    """The current password and a second factor, asked again before a change; throttled and audited like
+    a login. Answers how the second factor was given ("totp" or "recovery_code")."""
+    request.state.throttle_preparer_email = preparer.email
+    async with throttled_step(request, ANSWER_CHECK) as step:
+        if step.refusal is not None:
+            _refused(db, request, preparer, what, "throttled")
+            raise step.refusal
+        # The password first: a wrong one must not use up the authenticator's code (or a recovery code).
+        if not await run_in_threadpool(verify_password, preparer.password_hash, password):
+            step.refuse()
+            _refused(db, request, preparer, what, "wrong password")
+            raise ServiceError(status.HTTP_403_FORBIDDEN, WRONG_PASSWORD, "current_password")
+        try:
+            return await run_in_threadpool(auth.check_second_factor, db, request, resources, preparer, code)
+        except ServiceError as exc:
+            step.refuse()
+            reason = "second factor locked" if exc.status_code == status.HTTP_423_LOCKED else "wrong code"
+            _refused(db, request, preparer, what, reason)
+            raise
+
+
+# ---- password ----------------------------------------------------------------------------------------
+
+
+async def change_password(
+    db: Session,
+    resources: Resources,
+    request: Request,
+    response: Response,
+    outbox: Outbox,
+    preparer: Preparer,
+    current: str,
+    code: str,
+    new: str,
+) -> None:
+    """Re-hash, end every other session (and pending login) of the preparer, rotate this one, notify."""
+    # The new password's rules first: a refusal there must not use up the authenticator's code.
+    problems = password_problems(new, preparer.email)
+    if not problems and new == current:
+        problems = ["Choose a password different from your current one."]
+    if problems:
+        _refused(db, request, preparer, "password", "rules")
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, " ".join(problems), "new_password")
+    method = await confirm_identity(db, request, resources, preparer, current, code, "password")
+    preparer.password_hash = await run_in_threadpool(hash_password, new)
+    db.add(preparer)
+    ended = _end_every_session(db, preparer.id or 0)
+    actor = _actor(request, preparer)
+    token = sessions.start(db, "preparer", preparer.id or 0, actor.ip, actor.user_agent)
+    cookies.put(response, resources, cookies.SESSION, token)
+    audit.record(
+        db,
+        action=audit.PREPARER_PASSWORD_CHANGED,
+        actor=actor,
+        firm_id=preparer.firm_id,
+        detail={"authentication": f"password+{method}", "other_sessions_ended": max(ended - 1, 0)},
+    )
+    db.commit()
+    await _notify(db, request, outbox, preparer, "preparer_password_changed", preparer.email, "password")
+
+
+def _end_every_session(db: Session, preparer_id: int) -> int:
+    """Full and set-up sessions, logins waiting for their code (they proved the old password) and email
+    changes waiting for theirs; answers how many full sessions ended (this browser's included)."""
+    ended = sessions.end_all(db, "preparer", preparer_id)
+    sessions.end_all(db, PREPARER_SETUP_KIND, preparer_id)
+    kinds = (auth.CODE_KIND, auth.ENROL_KIND, PENDING_EMAIL_KIND)
+    db.exec(
+        delete(WebSession).where(col(WebSession.kind).in_(kinds), col(WebSession.subject_id) == preparer_id)
+    )
+    db.commit()
+    return ended
+
+
+# ---- login email -------------------------------------------------------------------------------------
+
+
+def normalised_email(value: str) -> str:
+    """The new address as Portico stores it; a clear 422 when it is not one."""
+    try:
+        return normalise_email(value)
+    except InvalidContact as exc:
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Enter an email address, like name@example.com.",
+            "new_email",
+        ) from exc
+
+
+def masked_or_blank(value: str) -> str:
+    """The new address masked for a page, or "" when it isn't one."""
+    try:
+        return mask_email(normalised_email(value))
+    except ServiceError:
+        return ""
+
+
+def _taken(db: Session, preparer: Preparer, email: str) -> bool:
+    other = db.exec(select(Preparer.id).where(Preparer.email == email, Preparer.id != preparer.id)).first()
+    return other is not None
+
+
+def _pending(db: Session, preparer_id: int) -> WebSession | None:
+    query = select(WebSession).where(
+        WebSession.kind == PENDING_EMAIL_KIND, WebSession.subject_id == preparer_id
+    )
+    return db.exec(query.order_by(col(WebSession.created_at).desc())).first()
+
+
+def change_pending(db: Session, preparer_id: int) -> bool:
+    """An email change waits for its code (one that has not expired)."""
+    row = _pending(db, preparer_id)
+    return row is not None and utcnow() <= row.created_at + CODE_LIFETIME
+
+
+def _code_digest(request: Request, resources: Resources, preparer_id: int, email: str, code: str) -> str:
+    """The pending change's id: binds the code to this session, this preparer and the new address."""
+    session_id = sessions.token_hash(cookies.read(request, resources, cookies.SESSION) or "")
+    return resources.cipher.digest(f"preparer-email-change:{preparer_id}:{session_id}:{email}", code)
+
+
+async def send_email_code(
+    db: Session,
+    resources: Resources,
+    request: Request,
+    outbox: Outbox,
+    preparer: Preparer,
+    new_email: str,
+    current_password: str,
+    code: str,
+) -> EmailCodeSent:
+    """Checks both factors and sends a one-time code to the new address (which changes nothing yet)."""
+    new = normalised_email(new_email)
+    if new == preparer.email:
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "That is already your login email.", "new_email"
+        )
+    preparer_id = preparer.id or 0
+    now = utcnow()
+    cooldown = resources.settings.code_resend_cooldown
+    last = _pending(db, preparer_id)
+    if last is not None and now < last.created_at + cooldown:  # before the factors: keeps the code unused
+        wait = int((last.created_at + cooldown - now).total_seconds()) + 1
+        raise ServiceError(
+            status.HTTP_429_TOO_MANY_REQUESTS, f"Please wait {wait} seconds before asking for a new code."
+        )
+    method = await confirm_identity(db, request, resources, preparer, current_password, code, "email")
+    # Only after both factors: whether an address belongs to a preparer is not for a stolen session to probe.
+    if _taken(db, preparer, new):
+        _refused(db, request, preparer, "email", "taken")
+        raise ServiceError(status.HTTP_409_CONFLICT, EMAIL_TAKEN, "new_email")
+    digits = f"{secrets.randbelow(1_000_000):06d}"
+    actor = _actor(request, preparer)
+    db.exec(  # one change at a time: a new code replaces the one before
+        delete(WebSession).where(
+            col(WebSession.kind) == PENDING_EMAIL_KIND, col(WebSession.subject_id) == preparer_id
+        )
+    )
+    row = WebSession(
+        id_hash=_code_digest(request, resources, preparer_id, new, digits),
+        kind=PENDING_EMAIL_KIND,
+        subject_id=preparer_id,
+        created_at=now,
+        last_seen_at=now,
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+    )
+    db.add(row)
+    db.commit()
+    message = _code_message(db, preparer, new, digits)
+    try:
+        await run_in_threadpool(
+            outbox.send,
+            f"preparer-email-code:{uuid.uuid4().hex}",
+            None,
+            "preparer_email_code",
+            lambda _s: (message, None),
+        )
+    except DeliveryError as exc:
+        db.delete(row)
+        db.commit()
+        raise ServiceError(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "The code could not be sent just now. Try again shortly."
+        ) from exc
+    audit.record(
+        db,
+        action=audit.PREPARER_EMAIL_CODE_SENT,
+        actor=actor,
+        firm_id=preparer.firm_id,
+        detail={"to": mask_email(new), "authentication": f"password+{method}"},
+    )
+    db.commit()
+    return EmailCodeSent(mask_email(new), now + CODE_LIFETIME, now + cooldown)
+
+
+def _six_digits(code: str) -> str:
+    digits = re.sub(r"[\s-]", "", code)
+    if not re.fullmatch(r"[0-9]{6}", digits):
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Enter the 6-digit code from the email.", "email_code"
+        )
+    return digits
+
+
+async def confirm_email(
+    db: Session,
+    resources: Resources,
+    request: Request,
+    outbox: Outbox,
+    preparer: Preparer,
+    new_email: str,
+    code: str,
+) -> str:
+    """The code sent to the new address: when right, it becomes the login email. Answers it."""
+    new = normalised_email(new_email)
+    digits = _six_digits(code)
+    preparer_id = preparer.id or 0
+    pending = _pending(db, preparer_id)
+    if pending is None:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Ask for a code first.", "email_code")
+    now = utcnow()
+    if now > pending.created_at + CODE_LIFETIME:
+        db.delete(pending)
+        db.commit()
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "That code has expired. Ask for a new one.", "email_code"
+        )
+    request.state.throttle_preparer_email = preparer.email
+    async with throttled_step(request, ANSWER_CHECK) as step:
+        if step.refusal is not None:
+            _refused(db, request, preparer, "email", "throttled")
+            raise step.refusal
+        # Single use even when the same code arrives twice at once: only one delete finds the row.
+        claimed = db.exec(
+            delete(WebSession).where(
+                col(WebSession.id_hash) == _code_digest(request, resources, preparer_id, new, digits),
+                col(WebSession.kind) == PENDING_EMAIL_KIND,
+                col(WebSession.subject_id) == preparer_id,
+                col(WebSession.created_at) > now - CODE_LIFETIME,
+            )
+        )
+        db.commit()
+        if claimed.rowcount != 1:
+            step.refuse()
+            _refused(db, request, preparer, "email", "wrong code")
+            raise ServiceError(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"That code is not right for {mask_email(new)}. Check the newest email, or ask for a new "
+                "code.",
+                "email_code",
+            )
+    return await _replace_email(db, request, outbox, preparer, new)
+
+
+async def _replace_email(db: Session, request: Request, outbox: Outbox, preparer: Preparer, new: str) -> str:
+    old = preparer.email
+    if _taken(db, preparer, new):  # taken while the code was on its way
+        _refused(db, request, preparer, "email", "taken")
+        raise ServiceError(status.HTTP_409_CONFLICT, EMAIL_TAKEN, "new_email")
+    preparer.email = new
+    db.add(preparer)
+    audit.record(
+        db,
+        action=audit.PREPARER_EMAIL_CHANGED,
+        actor=_actor(request, preparer),
+        firm_id=preparer.firm_id,
+        detail={"from": old, "to": new},
+    )
+    try:
+        db.commit()
+    except IntegrityError as exc:  # the unique index: another preparer took it at this very moment
+        db.rollback()
+        db.refresh(preparer)
+        _refused(db, request, preparer, "email", "taken")
+        raise ServiceError(status.HTTP_409_CONFLICT, EMAIL_TAKEN, "new_email") from exc
+    now_is = f" It is now {mask_email(new)}."
+    await _notify(db, request, outbox, preparer, "preparer_email_changed", old, "login email", now_is)
+    return new
+
+
+# ---- messages ----------------------------------------------------------------------------------------
+
+
+def _firm_name(db: Session, preparer: Preparer) -> str:
+    firm = db.get(Firm, preparer.firm_id)
+    return firm.name if firm else "your firm"
+
+
+def _code_message(db: Session, preparer: Preparer, to: str, code: str) -> OutgoingMessage:
+    minutes = int(CODE_LIFETIME.total_seconds() // 60)
+    firm = _firm_name(db, preparer)
+    return OutgoingMessage(
+        "email",
+        to,
+        "Confirm your new Portico login email",
+        f"Hello {preparer.name},\n\nYou asked to log in to the Portico workspace of {firm} with this "
+        f"address.\n\nYour Portico confirmation code is {code}. It expires in {minutes} minutes.\n\n"
+        "If you did not ask for it, you can ignore this message: nothing changes without the code.\n",
+    )
+
+
+async def _notify(
+    db: Session,
+    request: Request,
+    outbox: Outbox,
+    preparer: Preparer,
+    purpose: str,
+    to: str,
+    what: str,
+    more: str = "",
+) -> None:
+    """ "Your … was changed; if this wasn't you, tell an administrator". The change is done whatever
+    happens here: a notice that cannot go out is recorded, not retried by the person."""
+    firm = _firm_name(db, preparer)
+    message = OutgoingMessage(
+        "email",
+        to,
+        f"Your Portico {what} was changed",
+        f"Hello {preparer.name},\n\nThe {what} of your Portico workspace account at {firm} was just "
+        f"changed.{more}\n\nIf this wasn't you, tell an administrator of your firm right away: they can "
+        "deactivate the account and reset its two-step login.\n",
+    )
+    outcome = "sent"
+    try:
+        sent = await run_in_threadpool(
+            outbox.send, f"preparer-notice:{uuid.uuid4().hex}", None, purpose, lambda _s: (message, None)
+        )
+        outcome = sent.status
+    except DeliveryError as exc:
+        outcome = f"not sent: {exc}"[:200]
+    audit.record(
+        db,
+        action=audit.PREPARER_CHANGE_NOTICE,
+        actor=_actor(request, preparer),
+        firm_id=preparer.firm_id,
+        detail={"purpose": purpose, "to": mask_email(to), "status": outcome},
+    )
+    db.commit()
