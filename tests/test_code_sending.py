@@ -69,3 +69,12 @@ async def test_a_code_the_provider_cannot_take_now_is_a_503_and_not_audited(db_r
         await send_code(db, outbox, code, "account.contact_code_sent", ACTOR, {"what": "phone"})
     assert refused.value.status_code == 503 and "Try again shortly" in refused.value.message
     assert audited(db_resources) == []
+
+
+async def test_a_code_refused_for_good_is_a_clear_422_not_code_sent(db_resources: Resources) -> None:
+    outbox = Outbox(db_resources, {"sms": Provider(DeliveryError("unreachable number", permanent=True))})
+    code = CodeMessage("login-code:2", 7, "login_code", MESSAGE)
+    with Session(db_resources.engine) as db, pytest.raises(ServiceError) as refused:
+        await send_code(db, outbox, code, "login.code_sent", ACTOR, {"channel": "sms"})
+    assert refused.value.status_code == 422 and "no code is on its way" in refused.value.message
+    assert audited(db_resources) == [("code.delivery_refused", {"channel": "sms", "purpose": "login_code"})]

@@ -361,3 +361,18 @@ async def test_documents_sent_just_before_sealing_wait_for_their_signature(
         await eng.sign("taxpayer", late)
         assert await eng.result() == "completed"
         assert sorted(s.document_id for s in eng.fake.signatures) == sorted([form, late])
+
+
+async def test_a_code_the_provider_refuses_is_not_reported_as_sent(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    async with engagement(time_skipping) as eng:
+        await eng.invite()
+        assert (await eng.register()).ok
+        eng.fake.refused_channels.add("sms")
+        message = await refusal(eng.request_code(channel="sms"))
+        assert "refused our message, so no code is on its way" in message
+        assert "code.delivery_refused" in [t.event.action for t in eng.fake.transitions]
+        # No cooldown from the refused attempt: email works at once, and verifies.
+        await eng.request_code(channel="email")
+        assert (await eng.verify_code()).ok

@@ -141,9 +141,13 @@ class FakeActivities:
     started: list[str] = field(default_factory=list)
     # Seal attempts that heartbeat once and then hang, like a worker that died mid-seal.
     seal_hangs: int = 0
+    # Channels whose provider refuses every message for good (a dead number, a bounced address).
+    refused_channels: set[str] = field(default_factory=set)
 
     @activity.defn(name="send_message")
     async def send_message(self, req: MessageRequest) -> MessageResult:
+        if req.channel in self.refused_channels:
+            return MessageResult("failed")
         self.messages.append(SentMessage(req, activity.info().current_attempt_scheduled_time))
         digest = code_digest_for(req.idempotency_key) if req.purpose == "code" else None
         return MessageResult("sent", digest)

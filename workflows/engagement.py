@@ -307,6 +307,13 @@ class EngagementWorkflow:
         self._code_digest[req.role] = None
         # Codes go out at once, even at night: the person asked for this one and is waiting for it.
         result = await self._message(req.role, req.channel, "code", key=f"code:{req.role}:{signer.code_seq}")
+        if result.status == "failed":  # the provider refused the address for good: no code is on its way
+            signer.code_sent_at = signer.code_expires_at = None  # no cooldown: another channel at once
+            await self._record("code.delivery_refused", req.actor, {"role": req.role, "channel": req.channel})
+            raise _invalid(
+                f"{self.profiles[req.role].masked(req.channel)} refused our message, so no code is on its "
+                "way. Choose another way to get the code, or ask your preparer to check your details."
+            )
         self._code_digest[req.role] = result.secret_digest
         await self._record("code.sent", req.actor, {"role": req.role, "channel": req.channel})
         return CodeSent(

@@ -262,6 +262,13 @@ class CodeMessage:
     message: OutgoingMessage
 
 
+CODE_REFUSED = "code.delivery_refused"
+ADDRESS_REFUSED = (
+    "That address refused our message, so no code is on its way. Choose another way to get the code, "
+    "or ask your preparer to check your contact details."
+)
+
+
 async def send_code(
     db: Session,
     outbox: Outbox,
@@ -271,16 +278,22 @@ async def send_code(
     detail: dict[str, str],
 ) -> None:
     """A one-time code (a login's or a contact change's) through the outbox, then its audit entry.
-    A 503 when the provider cannot take it just now: the person asks again; nothing is audited as sent."""
+    A 503 when the provider cannot take it just now: the person asks again; nothing is audited as sent.
+    A 422 when the provider refuses the address for good: the person is not left waiting for a code."""
     try:
         # The outbox is synchronous (SQL and a provider call): keep it off the event loop.
-        await run_in_threadpool(
+        sent = await run_in_threadpool(
             outbox.send, code.key, code.engagement_id, code.purpose, lambda _s: (code.message, None)
         )
     except DeliveryError as exc:
         raise ServiceError(
             status.HTTP_503_SERVICE_UNAVAILABLE, "The code could not be sent just now. Try again shortly."
         ) from exc
+    if sent.status == "failed":  # the provider refused the address for good: no code is on its way
+        refused = {**detail, "purpose": code.purpose}
+        audit.record(db, action=CODE_REFUSED, actor=actor, engagement_id=code.engagement_id, detail=refused)
+        db.commit()
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, ADDRESS_REFUSED)
     audit.record(db, action=action, actor=actor, engagement_id=code.engagement_id, detail=detail)
     db.commit()
 
