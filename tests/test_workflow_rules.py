@@ -376,3 +376,20 @@ async def test_a_code_the_provider_refuses_is_not_reported_as_sent(
         # No cooldown from the refused attempt: email works at once, and verifies.
         await eng.request_code(channel="email")
         assert (await eng.verify_code()).ok
+
+
+async def test_an_invitation_the_provider_refuses_asks_the_preparer_to_act(
+    time_skipping: WorkflowEnvironment,
+) -> None:
+    async with engagement(time_skipping) as eng:
+        eng.fake.refused_channels.add("email")  # email: texts may wait for the end of quiet hours
+        await eng.invite("taxpayer", "email")
+        await eng.settle()
+        state = await eng.status()
+        assert (state.stage, state.waiting_on) == ("needs_attention", "preparer")
+        assert state.needs_attention is not None and "was refused" in state.needs_attention
+        actions = [t.event.action for t in eng.fake.transitions]
+        assert "invite.delivery_refused" in actions and "invite.sent" not in actions
+        # Inviting by text instead clears it.
+        await eng.invite("taxpayer", "sms")
+        assert (await eng.status()).stage == "invited"

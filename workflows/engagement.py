@@ -206,7 +206,15 @@ class EngagementWorkflow:
         await self._sleep_until(send_at)
         if self.signers[role].invite_seq != seq or self._closed:
             return
-        await self._message(role, channel, "invite", key=f"invite:{role}:{seq}", invite_seq=seq)
+        sent = await self._message(role, channel, "invite", key=f"invite:{role}:{seq}", invite_seq=seq)
+        if sent.status == "failed":  # a dead number or a bounced address: nobody will get the link
+            detail = {"role": role, "channel": channel, "seq": str(seq)}
+            await self._record("invite.delivery_refused", SYSTEM, detail)
+            await self._flag(
+                f"The invitation to {self.profiles[role].masked(channel)} was refused: check the "
+                f"{role}'s contact details, or invite them another way."
+            )
+            return
         await self._record("invite.sent", SYSTEM, {"role": role, "channel": channel, "seq": str(seq)})
 
     async def _remind_invite(self, role: str, seq: int) -> None:
