@@ -20,29 +20,27 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from fastapi import Request, Response, status
 from sqlmodel import Session, col, delete, update
 from starlette.concurrency import run_in_threadpool
 
-from activities.delivery import DeliveryError, OutgoingMessage
+from activities.delivery import OutgoingMessage
 from activities.messages import MessageContext, render
 from activities.outbox import Outbox
 from api.deps import request_actor
 from api.engagements import add_search_terms
-from api.services import ServiceError, cookies, new_device, throttling
+from api.services import ServiceError, change_checks, cookies, new_device, throttling
 from api.services.throttled_step import throttled_step
 from core import audit, sessions
 from core.context import Resources
 from core.identity import InvalidContact, mask_email, mask_phone, normalise_email, normalise_phone
 from core.models import Engagement, Firm, LoginCode, Signer, TaxpayerAccount, WebSession, utcnow
-from core.passwords import hash_password, password_problems, verify_password
+from core.passwords import hash_password
 
 ContactKind = Literal["email", "phone"]
-WRONG_PASSWORD = "That is not your current password."  # noqa: S105 - a message, not a secret
+WRONG_PASSWORD = change_checks.WRONG_PASSWORD
 CHANNEL = {"email": "email", "phone": "sms"}
 WORDS = {"email": "email address", "phone": "phone number"}
 
@@ -56,26 +54,15 @@ async def _signed_in_username(request: Request, resources: Resources) -> str | N
 PASSWORD_CHECK = throttling.guard("taxpayer-login", _signed_in_username)
 
 
-@dataclass(frozen=True)
-class ContactCodeSent:
-    masked_destination: str
-    expires_at: datetime
-    resend_after: datetime
-
-
 def _actor_of(request: Request, signer: Signer) -> audit.Actor:
     return request_actor(request, "taxpayer", signer.role.value)
 
 
 def _refused(db: Session, request: Request, signer: Signer, what: str, reason: str) -> None:
-    audit.record(
-        db,
-        action=audit.CHANGE_REFUSED,
-        actor=_actor_of(request, signer),
-        engagement_id=signer.engagement_id,
-        detail={"what": what, "reason": reason},
+    actor = _actor_of(request, signer)
+    change_checks.record_refusal(
+        db, audit.CHANGE_REFUSED, actor, what, reason, engagement_id=signer.engagement_id
     )
-    db.commit()
 
 
 async def confirm_password(
@@ -84,13 +71,9 @@ async def confirm_password(
     """The current password, asked again before a change; throttled and audited like a login."""
     request.state.throttle_username = account.username
     async with throttled_step(request, PASSWORD_CHECK) as step:
-        if step.refusal is not None:
-            _refused(db, request, signer, what, "throttled")
-            raise step.refusal
-        if not await run_in_threadpool(verify_password, account.password_hash, password):
-            step.refuse()
-            _refused(db, request, signer, what, "wrong password")
-            raise ServiceError(status.HTTP_403_FORBIDDEN, WRONG_PASSWORD, "current_password")
+        await change_checks.check_current_password(
+            step, account.password_hash, password, lambda reason: _refused(db, request, signer, what, reason)
+        )
 
 
 # ---- password ----------------------------------------------------------------------------------------
@@ -109,12 +92,12 @@ async def change_password(
 ) -> None:
     """Re-hash, end every other session (and pending login) of the account, rotate this one, notify."""
     await confirm_password(db, request, account, signer, current, "password")
-    problems = password_problems(new, account.username, account.email)
-    if not problems and new == current:
-        problems = ["Choose a password different from your current one."]
-    if problems:
-        _refused(db, request, signer, "password", "rules")
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, " ".join(problems), "new_password")
+    change_checks.check_new_password(
+        new,
+        current,
+        (account.username, account.email),
+        lambda reason: _refused(db, request, signer, "password", reason),
+    )
     account.password_hash = await run_in_threadpool(hash_password, new)
     db.add(account)
     ended = sessions.end_all(db, "taxpayer", account.id or 0)
@@ -169,8 +152,7 @@ def masked_or_blank(kind: ContactKind, value: str) -> str:
 
 
 def _session_binding(request: Request, resources: Resources) -> str:
-    token = cookies.read(request, resources, cookies.SESSION) or ""
-    return new_device.CHANGE_PREFIX + sessions.token_hash(token)
+    return new_device.CHANGE_PREFIX + change_checks.session_id(request, resources)
 
 
 def _code_digest(resources: Resources, account_id: int, kind: ContactKind, value: str, code: str) -> str:
@@ -187,7 +169,7 @@ async def send_contact_code(
     kind: ContactKind,
     value: str,
     current_password: str,
-) -> ContactCodeSent:
+) -> change_checks.CodeSent:
     """Checks the password and sends a one-time code to the new address (which changes nothing yet)."""
     new = normalised(kind, value)
     if new == current_contact(account, signer, kind):
@@ -201,12 +183,8 @@ async def send_contact_code(
     now = utcnow()
     cooldown = resources.settings.code_resend_cooldown
     last = new_device.latest_code(db, account_id, change=True)
-    if last is not None and now < last.created_at + cooldown:
-        wait = int((last.created_at + cooldown - now).total_seconds()) + 1
-        raise ServiceError(
-            status.HTTP_429_TOO_MANY_REQUESTS, f"Please wait {wait} seconds before asking for a new code."
-        )
-    code = f"{secrets.randbelow(1_000_000):06d}"
+    change_checks.refuse_during_cooldown(last.created_at if last else None, cooldown, now)
+    code = change_checks.new_code()
     row = LoginCode(
         account_id=account_id,
         attempt_hash=_session_binding(request, resources),
@@ -228,7 +206,7 @@ async def send_contact_code(
         _actor_of(request, signer),
         {"what": kind, "to": _masked(kind, new)},
     )
-    return ContactCodeSent(_masked(kind, new), row.expires_at, now + cooldown)
+    return change_checks.CodeSent(_masked(kind, new), row.expires_at, now + cooldown)
 
 
 async def confirm_contact(
@@ -284,11 +262,9 @@ def _check_contact_code(
     binding = _session_binding(request, resources)
     row = new_device.latest_code(db, account_id, binding, change=True)
     if row is None or row.used_at is not None or row.channel != CHANNEL[kind]:
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Ask for a code first.", "code")
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, change_checks.NO_CODE_YET, "code")
     if utcnow() > row.expires_at:
-        raise ServiceError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "That code has expired. Ask for a new one.", "code"
-        )
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, change_checks.CODE_EXPIRED, "code")
     if not secrets.compare_digest(row.code_digest, _code_digest(resources, account_id, kind, new, code)):
         db.exec(
             update(LoginCode)
@@ -353,14 +329,7 @@ async def _notify(
     rendered = render(purpose, _context(db, signer, channel))
     message = OutgoingMessage(channel, destination, rendered.subject, rendered.body)  # type: ignore[arg-type]
     key = f"account-notice:{uuid.uuid4().hex}"
-    outcome = "sent"
-    try:
-        sent = await run_in_threadpool(
-            outbox.send, key, signer.engagement_id, purpose, lambda _s: (message, None)
-        )
-        outcome = sent.status
-    except DeliveryError as exc:
-        outcome = f"not sent: {exc}"[:200]
+    outcome = await change_checks.send_notice(outbox, key, signer.engagement_id, purpose, message)
     audit.record(
         db,
         action=audit.CHANGE_NOTICE,
@@ -373,7 +342,6 @@ async def _notify(
 
 __all__ = [
     "WRONG_PASSWORD",
-    "ContactCodeSent",
     "change_password",
     "confirm_contact",
     "confirm_password",

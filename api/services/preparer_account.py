@@ -18,10 +18,8 @@
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fastapi import Request, Response, status
 from sqlalchemy.exc import IntegrityError
@@ -31,18 +29,18 @@ from starlette.concurrency import run_in_threadpool
 from activities.delivery import DeliveryError, OutgoingMessage
 from activities.outbox import Outbox
 from api.deps import PREPARER_SETUP_KIND, request_actor
-from api.services import ServiceError, cookies, throttling
+from api.services import ServiceError, change_checks, cookies, throttling
 from api.services import preparer_auth as auth
 from api.services.throttled_step import throttled_step
 from core import audit, sessions
 from core.context import Resources
 from core.identity import InvalidContact, mask_email, normalise_email
 from core.models import Firm, Preparer, WebSession, utcnow
-from core.passwords import hash_password, password_problems, verify_password
+from core.passwords import hash_password
 
 PENDING_EMAIL_KIND = "preparer-email-change"
 CODE_LIFETIME = timedelta(minutes=10)
-WRONG_PASSWORD = "That is not your current password."  # noqa: S105 - a message, not a secret
+WRONG_PASSWORD = change_checks.WRONG_PASSWORD
 EMAIL_TAKEN = "Another preparer already logs in with this email address. Choose a different one."
 
 
@@ -55,26 +53,15 @@ async def _signed_in_email(request: Request, resources: Resources) -> str | None
 ANSWER_CHECK = throttling.guard("preparer-login", _signed_in_email)
 
 
-@dataclass(frozen=True)
-class EmailCodeSent:
-    masked_destination: str
-    expires_at: datetime
-    resend_after: datetime
-
-
 def _actor(request: Request, preparer: Preparer) -> audit.Actor:
     return request_actor(request, "preparer", str(preparer.id))
 
 
 def _refused(db: Session, request: Request, preparer: Preparer, what: str, reason: str) -> None:
-    audit.record(
-        db,
-        action=audit.PREPARER_CHANGE_REFUSED,
-        actor=_actor(request, preparer),
-        firm_id=preparer.firm_id,
-        detail={"what": what, "reason": reason},
+    actor = _actor(request, preparer)
+    change_checks.record_refusal(
+        db, audit.PREPARER_CHANGE_REFUSED, actor, what, reason, firm_id=preparer.firm_id
     )
-    db.commit()
 
 
 async def confirm_identity(
@@ -90,14 +77,13 @@ async def confirm_identity(
     a login. Answers how the second factor was given ("totp" or "recovery_code")."""
     request.state.throttle_preparer_email = preparer.email
     async with throttled_step(request, ANSWER_CHECK) as step:
-        if step.refusal is not None:
-            _refused(db, request, preparer, what, "throttled")
-            raise step.refusal
         # The password first: a wrong one must not use up the authenticator's code (or a recovery code).
-        if not await run_in_threadpool(verify_password, preparer.password_hash, password):
-            step.refuse()
-            _refused(db, request, preparer, what, "wrong password")
-            raise ServiceError(status.HTTP_403_FORBIDDEN, WRONG_PASSWORD, "current_password")
+        await change_checks.check_current_password(
+            step,
+            preparer.password_hash,
+            password,
+            lambda reason: _refused(db, request, preparer, what, reason),
+        )
         try:
             return await run_in_threadpool(auth.check_second_factor, db, request, resources, preparer, code)
         except ServiceError as exc:
@@ -123,12 +109,9 @@ async def change_password(
 ) -> None:
     """Re-hash, end every other session (and pending login) of the preparer, rotate this one, notify."""
     # The new password's rules first: a refusal there must not use up the authenticator's code.
-    problems = password_problems(new, preparer.email)
-    if not problems and new == current:
-        problems = ["Choose a password different from your current one."]
-    if problems:
-        _refused(db, request, preparer, "password", "rules")
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, " ".join(problems), "new_password")
+    change_checks.check_new_password(
+        new, current, (preparer.email,), lambda reason: _refused(db, request, preparer, "password", reason)
+    )
     method = await confirm_identity(db, request, resources, preparer, current, code, "password")
     preparer.password_hash = await run_in_threadpool(hash_password, new)
     db.add(preparer)
@@ -203,7 +186,7 @@ def change_pending(db: Session, preparer_id: int) -> bool:
 
 def _code_digest(request: Request, resources: Resources, preparer_id: int, email: str, code: str) -> str:
     """The pending change's id: binds the code to this session, this preparer and the new address."""
-    session_id = sessions.token_hash(cookies.read(request, resources, cookies.SESSION) or "")
+    session_id = change_checks.session_id(request, resources)
     return resources.cipher.digest(f"preparer-email-change:{preparer_id}:{session_id}:{email}", code)
 
 
@@ -216,7 +199,7 @@ async def send_email_code(
     new_email: str,
     current_password: str,
     code: str,
-) -> EmailCodeSent:
+) -> change_checks.CodeSent:
     """Checks both factors and sends a one-time code to the new address (which changes nothing yet)."""
     new = normalised_email(new_email)
     if new == preparer.email:
@@ -227,17 +210,14 @@ async def send_email_code(
     now = utcnow()
     cooldown = resources.settings.code_resend_cooldown
     last = _pending(db, preparer_id)
-    if last is not None and now < last.created_at + cooldown:  # before the factors: keeps the code unused
-        wait = int((last.created_at + cooldown - now).total_seconds()) + 1
-        raise ServiceError(
-            status.HTTP_429_TOO_MANY_REQUESTS, f"Please wait {wait} seconds before asking for a new code."
-        )
+    # Before the factors: a refusal here must not use up the authenticator's code.
+    change_checks.refuse_during_cooldown(last.created_at if last else None, cooldown, now)
     method = await confirm_identity(db, request, resources, preparer, current_password, code, "email")
     # Only after both factors: whether an address belongs to a preparer is not for a stolen session to probe.
     if _taken(db, preparer, new):
         _refused(db, request, preparer, "email", "taken")
         raise ServiceError(status.HTTP_409_CONFLICT, EMAIL_TAKEN, "new_email")
-    digits = f"{secrets.randbelow(1_000_000):06d}"
+    digits = change_checks.new_code()
     actor = _actor(request, preparer)
     db.exec(  # one change at a time: a new code replaces the one before
         delete(WebSession).where(
@@ -278,7 +258,7 @@ async def send_email_code(
         detail={"to": mask_email(new), "authentication": f"password+{method}"},
     )
     db.commit()
-    return EmailCodeSent(mask_email(new), now + CODE_LIFETIME, now + cooldown)
+    return change_checks.CodeSent(mask_email(new), now + CODE_LIFETIME, now + cooldown)
 
 
 def _six_digits(code: str) -> str:
@@ -305,14 +285,12 @@ async def confirm_email(
     preparer_id = preparer.id or 0
     pending = _pending(db, preparer_id)
     if pending is None:
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Ask for a code first.", "email_code")
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, change_checks.NO_CODE_YET, "email_code")
     now = utcnow()
     if now > pending.created_at + CODE_LIFETIME:
         db.delete(pending)
         db.commit()
-        raise ServiceError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "That code has expired. Ask for a new one.", "email_code"
-        )
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, change_checks.CODE_EXPIRED, "email_code")
     request.state.throttle_preparer_email = preparer.email
     async with throttled_step(request, ANSWER_CHECK) as step:
         if step.refusal is not None:
@@ -408,14 +386,8 @@ async def _notify(
         f"changed.{more}\n\nIf this wasn't you, tell an administrator of your firm right away: they can "
         "deactivate the account and reset its two-step login.\n",
     )
-    outcome = "sent"
-    try:
-        sent = await run_in_threadpool(
-            outbox.send, f"preparer-notice:{uuid.uuid4().hex}", None, purpose, lambda _s: (message, None)
-        )
-        outcome = sent.status
-    except DeliveryError as exc:
-        outcome = f"not sent: {exc}"[:200]
+    key = f"preparer-notice:{uuid.uuid4().hex}"
+    outcome = await change_checks.send_notice(outbox, key, None, purpose, message)
     audit.record(
         db,
         action=audit.PREPARER_CHANGE_NOTICE,
