@@ -9,6 +9,9 @@ from fastapi import HTTPException, Response, status
 from sqlmodel import Session, col, select
 
 from api.schemas import ChatOut, DocumentOut, SignatureOut
+from api.services import ServiceError
+from core import audit
+from core.actor import Actor
 from core.models import ChatMessage, Direction, Document, Signature
 from core.storage import DocumentStore
 
@@ -73,19 +76,50 @@ def safe_filename(name: str) -> str:
     return name[:150] or "document"
 
 
-def chat_of(db: Session, engagement_id: int, last: int | None = None) -> list[ChatOut]:
-    """The engagement's chat, oldest first; only the `last` few messages when given."""
+MAX_CHAT_LENGTH = 5000
+
+
+def chat_of(db: Session, engagement_id: int, *, after_id: int = 0, last: int | None = None) -> list[ChatOut]:
+    """The engagement's chat, oldest first: only messages after `after_id` (polling), or only the `last`
+    few, when given."""
     query = select(ChatMessage).where(ChatMessage.engagement_id == engagement_id)
+    if after_id > 0:
+        query = query.where(col(ChatMessage.id) > after_id)
     if last is None:
         rows = list(db.exec(query.order_by(col(ChatMessage.id))).all())
     else:
         rows = list(reversed(db.exec(query.order_by(col(ChatMessage.id).desc()).limit(last)).all()))
-    return [
-        ChatOut(
-            id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
+    return [chat_out(m) for m in rows]
+
+
+def chat_out(m: ChatMessage) -> ChatOut:
+    return ChatOut(
+        id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
+    )
+
+
+def add_chat(
+    db: Session,
+    engagement_id: int,
+    sender: str,
+    sender_name: str,
+    body: str,
+    actor: Actor,
+    firm_id: int | None = None,
+) -> ChatOut:
+    """One chat message, checked, stored and audited (`sender`: "preparer" or a signer role)."""
+    text = body.strip()
+    if not text:
+        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Write a message first.", "body")
+    if len(text) > MAX_CHAT_LENGTH:
+        raise ServiceError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Keep a message under 5,000 characters.", "body"
         )
-        for m in rows
-    ]
+    message = ChatMessage(engagement_id=engagement_id, sender=sender, sender_name=sender_name, body=text)
+    db.add(message)
+    audit.record(db, action="chat.sent", actor=actor, firm_id=firm_id, engagement_id=engagement_id)
+    db.commit()
+    return chat_out(message)
 
 
 PDF_MAGIC = b"%PDF-"

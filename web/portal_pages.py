@@ -221,7 +221,7 @@ def messages(request: Request, user: VerifiedUser, db: SessionDep) -> Response:
 @router.get("/messages/feed")
 def message_feed(request: Request, user: VerifiedUser, db: SessionDep, after: int = 0) -> Response:
     """New messages since `after`, appended by htmx; the poller comes back with the new position."""
-    new = portal.chat_since(db, user.signer.engagement_id, after)
+    new = chat_of(db, user.signer.engagement_id, after_id=after)
     context = {"user": user, "chat": new, "after": new[-1].id if new else after}
     return render(request, "_chat_feed.html", context)
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from fastapi import Request, UploadFile, status
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api import workflow_calls
 from api.deps import request_actor
-from api.documents import chat_of, documents_of, owned_document, safe_filename, sniff_upload
+from api.documents import add_chat, documents_of, owned_document, safe_filename, sniff_upload
 from api.schemas import ChatOut, DocumentOut, MeOut
 from api.services import ServiceError
 from api.services.accounts import channels
@@ -287,39 +287,7 @@ def view_document(db: Session, request: Request, signer: Signer, document_id: in
 
 
 async def post_chat(db: Session, client: Client, request: Request, signer: Signer, body: str) -> ChatOut:
-    text = body.strip()
-    if not text:
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Write a message first.", "body")
-    if len(text) > 5000:
-        raise ServiceError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "Keep a message under 5,000 characters.", "body"
-        )
-    message = ChatMessage(
-        engagement_id=signer.engagement_id,
-        sender=signer.role.value,
-        sender_name=signer.full_name,
-        body=text,
-    )
-    db.add(message)
     actor = request_actor(request, "taxpayer", signer.role.value)
-    audit.record(db, action="chat.sent", actor=actor, engagement_id=signer.engagement_id)
-    db.commit()
+    message = add_chat(db, signer.engagement_id, signer.role.value, signer.full_name, body, actor)
     await tell_workflow(client, signer, "message", actor)
-    return _chat_out(message)
-
-
-def _chat_out(m: ChatMessage) -> ChatOut:
-    return ChatOut(
-        id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
-    )
-
-
-def chat_since(db: Session, engagement_id: int, after_id: int = 0) -> list[ChatOut]:
-    if after_id <= 0:
-        return chat_of(db, engagement_id)
-    rows = db.exec(
-        select(ChatMessage)
-        .where(ChatMessage.engagement_id == engagement_id, col(ChatMessage.id) > after_id)
-        .order_by(col(ChatMessage.id))
-    ).all()
-    return [_chat_out(m) for m in rows]
+    return message

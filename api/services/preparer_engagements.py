@@ -20,7 +20,7 @@ from temporalio.client import Client
 from activities import pdfsign, signing
 from api import workflow_calls
 from api.deps import request_actor
-from api.documents import chat_of, documents_of, owned_document, safe_filename
+from api.documents import add_chat, documents_of, owned_document, safe_filename
 from api.engagements import create_engagement
 from api.schemas import (
     ChatOut,
@@ -37,7 +37,6 @@ from core.context import Resources
 from core.crypto import sha256_hex
 from core.identity import InvalidContact, contact_digest, mask_email, mask_phone
 from core.models import (
-    ChatMessage,
     Document,
     Engagement,
     EngagementStatus,
@@ -280,48 +279,8 @@ async def unlock(
 def post_chat(
     db: Session, request: Request, preparer: Preparer, engagement: Engagement, body: str
 ) -> ChatOut:
-    text = body.strip()
-    if not text:
-        raise ServiceError(status.HTTP_422_UNPROCESSABLE_CONTENT, "Write a message first.", "body")
-    if len(text) > 5000:
-        raise ServiceError(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "Keep a message under 5,000 characters.", "body"
-        )
-    message = ChatMessage(
-        engagement_id=engagement.id or 0, sender="preparer", sender_name=preparer.name, body=text
-    )
-    db.add(message)
-    audit.record(
-        db,
-        action="chat.sent",
-        actor=_actor(request, preparer),
-        firm_id=preparer.firm_id,
-        engagement_id=engagement.id,
-    )
-    db.commit()
-    return ChatOut(
-        id=message.id or 0,
-        sender=message.sender,
-        sender_name=message.sender_name,
-        body=message.body,
-        created_at=message.created_at,
-    )
-
-
-def chat_since(db: Session, engagement: Engagement, after_id: int = 0) -> list[ChatOut]:
-    if after_id <= 0:
-        return chat_of(db, engagement.id or 0)
-    rows = db.exec(
-        select(ChatMessage)
-        .where(ChatMessage.engagement_id == engagement.id, col(ChatMessage.id) > after_id)
-        .order_by(col(ChatMessage.id))
-    ).all()
-    return [
-        ChatOut(
-            id=m.id or 0, sender=m.sender, sender_name=m.sender_name, body=m.body, created_at=m.created_at
-        )
-        for m in rows
-    ]
+    actor = _actor(request, preparer)
+    return add_chat(db, engagement.id or 0, "preparer", preparer.name, body, actor, preparer.firm_id)
 
 
 def record_view(db: Session, request: Request, preparer: Preparer, engagement: Engagement) -> None:

@@ -234,6 +234,6 @@ def message_feed(
     engagement_id: int, request: Request, ws: PollingWorkspace, db: SessionDep, after: int = 0
 ) -> Response:
     engagement = own_engagement(db, ws, engagement_id)
-    new = work.chat_since(db, engagement, after)
+    new = chat_of(db, engagement.id or 0, after_id=after)
     context = {"ws": ws, "e": engagement, "chat": new, "after": new[-1].id if new else after}
     return render(request, "preparer/_chat_feed.html", context)
