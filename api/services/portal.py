@@ -10,6 +10,7 @@ from fastapi import Request, UploadFile, status
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -166,7 +167,7 @@ async def store_uploads(
         accepted.append((name, data, kind))
     for name, data, kind in accepted:
         key = resources.store.new_key("uploads")
-        resources.store.put(key, data)
+        await run_in_threadpool(resources.store.put, key, data)  # disk I/O with fsync: off the loop
         digest = sha256_hex(data)
         db.add(
             Document(
@@ -223,7 +224,7 @@ async def save_signature(
 ) -> None:
     png = clean_signature_png(data)
     key = resources.store.new_key("signatures")
-    resources.store.put(key, png)
+    await run_in_threadpool(resources.store.put, key, png)
     await workflow_calls.update(
         client,
         signer.engagement_id,
