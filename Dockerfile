@@ -17,6 +17,10 @@ ENV PATH=/opt/portico/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PORTICO_ENVIRONMENT=production \
     PORTICO_DATA_DIR=/var/lib/portico
+# poppler-utils: pdftoppm draws the pages of the placement editor and the client's "where you sign" view.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends poppler-utils \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 portico \
     && useradd --system --uid 10001 --gid portico --home-dir /home/portico --create-home \
         --shell /usr/sbin/nologin portico \

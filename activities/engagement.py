@@ -6,7 +6,6 @@ They are synchronous and run on the worker's thread pool, so SQL and pyHanko nev
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,13 +16,27 @@ from sqlmodel import Session, col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import pdfsign, signing
-from activities.delivery import MessageBackend, OutgoingMessage
-from activities.messages import MessageContext, Wording, render, saved_wording
-from activities.outbox import Outbox
-from core import audit
+from activities import signing
+from activities.types import (
+    AccountToLink,
+    CreateAccount,
+    MarkVerified,
+    MessageRequest,
+    MessageResult,
+    PublishDocuments,
+    SealDocuments,
+    SealResult,
+    SignRequest,
+    SignResult,
+    StoreSignatureImage,
+    Transition,
+)
+from core import audit, notifications
+from core.account_emails import emails_of
+from core.client_accounts import account_of_signer, link_signer
 from core.context import Resources
 from core.crypto import sha256_hex
+from core.enums import Channel, Stage
 from core.models import (
     Direction,
     Document,
@@ -37,19 +50,11 @@ from core.models import (
     TaxpayerAccount,
 )
 from core.tokens import InvitePayload, make_invite_token
-from workflows.types import (
-    CreateAccount,
-    MarkVerified,
-    MessageRequest,
-    MessageResult,
-    PublishDocuments,
-    SealDocuments,
-    SealResult,
-    SignRequest,
-    SignResult,
-    StoreSignatureImage,
-    Transition,
-)
+from esign import pdfsign
+from esign.boxes import boxes_json
+from messaging.delivery import MessageBackend, OutgoingMessage
+from messaging.outbox import Outbox
+from messaging.wording import MessageContext, Wording, render, saved_wording
 
 
 def code_digest(resources: Resources, engagement_id: int, role: str, code: str) -> str:
@@ -70,6 +75,7 @@ class EngagementActivities:
             self.record_transition,
             self.send_message,
             self.create_account,
+            self.link_account,
             self.mark_verified,
             self.publish_documents,
             self.store_signature_image,
@@ -101,7 +107,7 @@ class EngagementActivities:
                     needs_attention=t.needs_attention,
                     last_activity_at=t.last_activity_at,
                     version=t.version,
-                    detail=json.dumps(t.detail, sort_keys=True),
+                    detail=t.projection().to_json(),
                 )
             )
             audit.record(
@@ -114,6 +120,9 @@ class EngagementActivities:
                 event_key=f"{t.workflow_id}:{t.version}",
                 at=t.event.at,
             )
+            if t.stage == Stage.COMPLETED:  # the client hears of it (once, whatever retries)
+                engagement = _get(session, Engagement, t.engagement_id)
+                notifications.return_completed(session, t.engagement_id, engagement.tax_year)
             session.commit()
 
     def _new_status(self, session: Session, engagement_id: int) -> EngagementStatus:
@@ -129,7 +138,7 @@ class EngagementActivities:
             tax_year=engagement.tax_year,
             taxpayer_name=names.get(Role.TAXPAYER, ""),
             spouse_name=names.get(Role.SPOUSE),
-            stage="created",
+            stage=Stage.CREATED,
         )
 
     # ---- messages ------------------------------------------------------------------------------
@@ -147,7 +156,7 @@ class EngagementActivities:
         public = self.r.settings.public_url.rstrip("/")
         wording: Wording | None = None  # the firm's own, for client messages it reworded
         if req.recipient == "preparer":
-            preparer = _get(session, Preparer, engagement.preparer_id)
+            preparer = _preparer_to_tell(session, engagement)
             to, name = preparer.email, preparer.name
             label = self._label(session, engagement)
             ctx = MessageContext(
@@ -159,7 +168,7 @@ class EngagementActivities:
             )
         else:
             signer = _signer(session, req.engagement_id, req.recipient)
-            contact = signer.email if req.channel == "email" else signer.phone
+            contact = signer.email if req.channel == Channel.EMAIL else signer.phone
             if not contact:
                 raise ApplicationError(f"no {req.channel} contact for {req.recipient}", non_retryable=True)
             to = contact
@@ -197,13 +206,13 @@ class EngagementActivities:
     def create_account(self, req: CreateAccount) -> int:
         with Session(self.r.engine) as session:
             signer = _signer(session, req.engagement_id, req.role)
-            existing = session.exec(
-                select(TaxpayerAccount).where(TaxpayerAccount.signer_id == signer.id)
-            ).first()
+            existing = account_of_signer(session, signer.id or 0)
             if existing is not None:  # a retry of this very registration
                 return existing.id or 0
+            engagement = _get(session, Engagement, req.engagement_id)
             account = TaxpayerAccount(
                 signer_id=signer.id or 0,
+                firm_id=engagement.firm_id,
                 username=req.username,
                 password_hash=req.password_hash,
                 email=req.email,
@@ -211,12 +220,27 @@ class EngagementActivities:
             )
             session.add(account)
             try:
+                session.flush()
+                link_signer(session, account, signer, via="registration")
                 session.commit()
             except IntegrityError as exc:
                 raise ApplicationError(
                     "That user name is taken. Choose another.", type="UsernameTaken", non_retryable=True
                 ) from exc
             return account.id or 0
+
+    @activity.defn(name="link_account")
+    def link_account(self, req: AccountToLink) -> None:
+        """The returning client's account reaches this return's signer too (a retry is harmless)."""
+        with Session(self.r.engine) as session:
+            signer = _signer(session, req.engagement_id, req.role)
+            account = _get(session, TaxpayerAccount, req.account_id)
+            try:
+                link_signer(session, account, signer, via="invitation")
+            except ValueError as exc:  # the validator saw no account on this signer: a race lost
+                taken = "An account already exists for this invitation."
+                raise ApplicationError(taken, type="InvalidRequest", non_retryable=True) from exc
+            session.commit()
 
     @activity.defn(name="mark_verified")
     def mark_verified(self, req: MarkVerified) -> None:
@@ -225,6 +249,7 @@ class EngagementActivities:
             if account.verified_at is None:
                 account.verified_at, account.verified_channel = req.at, req.channel
                 session.add(account)
+                emails_of(session, account)  # its email becomes a verified sign-in address
                 session.commit()
 
     # ---- documents and signatures ------------------------------------------------------------------
@@ -232,8 +257,10 @@ class EngagementActivities:
     @activity.defn(name="publish_documents")
     def publish_documents(self, req: PublishDocuments) -> list[int]:
         ids = []
+        roles_to_sign: set[str] = set()
         with Session(self.r.engine) as session:
             for spec in req.documents:
+                roles_to_sign.update(spec.required_roles)
                 doc = session.exec(
                     select(Document).where(
                         Document.engagement_id == req.engagement_id, Document.upload_ref == spec.upload_ref
@@ -253,13 +280,15 @@ class EngagementActivities:
                         current_key=spec.storage_key,
                         current_sha256=spec.sha256,
                         uploaded_by=req.uploaded_by,
-                        signature_boxes=signing.boxes_json(spec.signature_boxes),
+                        signature_boxes=boxes_json(spec.signature_boxes),
                     )
                     session.add(doc)
                     session.flush()
                     for role in spec.required_roles:
                         session.add(Signature(document_id=doc.id or 0, role=Role(role)))
                 ids.append(doc.id or 0)
+            # In the same transaction as the documents: a retry finds both, and writes neither again.
+            notifications.documents_published(session, req.engagement_id, ids, roles_to_sign)
             session.commit()
         return ids
 
@@ -293,10 +322,11 @@ class EngagementActivities:
                     signer_name=signer.full_name,
                     visible=signing.visible_signature(image, signer, doc, req.at),
                     timestamper=signing.timestamper(self.r.settings),
-                    reserve_certificate_page=True,  # the page the seal fills in; see activities/seal.py
+                    reserve_certificate_page=True,  # the page the seal fills in; see esign/seal.py
                 )
             except ValueError as exc:  # the document itself is the problem (pyHanko's errors too): no retry
                 raise ApplicationError(str(exc), type="UnsignableDocument", non_retryable=True) from exc
+            signed = signing.with_validation_info(self.r.settings, self.pdf_signer, signed)  # B-LT
             key = self.r.store.new_key("signed")
             self.r.store.put(key, signed)
             digest = sha256_hex(signed)
@@ -324,6 +354,22 @@ def _get(session: Session, model: type[T], ident: int) -> T:
     if row is None:
         raise ApplicationError(f"{model.__name__} {ident} does not exist", non_retryable=True)
     return row
+
+
+def _preparer_to_tell(session: Session, engagement: Engagement) -> Preparer:
+    """Who hears about an engagement: its preparer while active, else the firm's first active
+    administrator. Someone who has left the firm gets no mail about its clients."""
+    assigned = _get(session, Preparer, engagement.preparer_id)
+    if assigned.active:
+        return assigned
+    admin = session.exec(
+        select(Preparer)
+        .where(Preparer.firm_id == engagement.firm_id, col(Preparer.active), col(Preparer.is_admin))
+        .order_by(col(Preparer.id))
+    ).first()
+    if admin is None:  # a firm always keeps an active administrator; refuse rather than mail a leaver
+        raise ApplicationError("the firm has no active administrator to tell", non_retryable=True)
+    return admin
 
 
 def _signer(session: Session, engagement_id: int, role: str) -> Signer:

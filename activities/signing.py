@@ -7,24 +7,28 @@ certificates, and seals an engagement's documents idempotently.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pyhanko.keys import load_certs_from_pemder
 from pyhanko.sign import signers
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator import ValidationContext
 from sqlmodel import Session, col, select, update
 from temporalio.exceptions import ApplicationError
 
-from activities import pdfsign, seal, stamp
-from activities.certificate import render_certificate, render_certificate_page
-from activities.records import EngagementRecord, collect_record
+from activities.types import SealDocuments, SealResult, SignRequest, SignResult
+from core import audit_chain
 from core.config import Settings
 from core.context import Resources
 from core.crypto import sha256_hex
 from core.models import Document, Engagement, Firm, Signature, Signer
-from workflows.types import SealDocuments, SealResult, SignatureBox, SignRequest, SignResult
+from esign import boxes, long_term, pdfsign, seal, stamp
+from esign.certificate import render_certificate, render_certificate_page
+from esign.records import EngagementRecord, collect_record
 
 log = logging.getLogger("portico.signing")
 
@@ -36,29 +40,79 @@ def timestamper(settings: Settings) -> TimeStamper | None:
     return pdfsign.timestamper_for(settings.tsa_url, settings.tsa_timeout_seconds)
 
 
+def long_term_context(settings: Settings, pdf_signer: signers.SimpleSigner) -> ValidationContext | None:
+    """With a time-stamp authority, what fetches the CA's OCSP/CRLs so the seal reaches PAdES B-LTA.
+
+    Anchored in the signing chain, the time-stamp authority's own chain and any extra trust roots. The
+    same bounded timeout as the time-stamp authority: a CA that does not answer fails the seal, which
+    Temporal retries, instead of holding it. A signing certificate that names no OCSP responder or CRL
+    (the development CA's) has no revocation information to embed: its seals stay B-T.
+    """
+    stamper, cert = timestamper(settings), pdf_signer.signing_cert
+    if stamper is None or cert is None or not long_term.declares_revocation(cert):
+        return None
+    chain = [issuer for issuer in pdf_signer.cert_registry if issuer is not None]
+    extra = [root for path in settings.trust_roots for root in load_certs_from_pemder([str(path)])]
+    anchors = [*chain, *long_term.timestamp_chain(stamper), *extra]
+    return long_term.validation_context(anchors, settings.tsa_timeout_seconds)
+
+
+def with_validation_info(settings: Settings, pdf_signer: signers.SimpleSigner, signed: bytes) -> bytes:
+    """Right after a time-stamped signature: its revocation information in the DSS (PAdES B-LT).
+
+    A CA that does not answer within the timeout does not fail the client's signature: it stays B-T,
+    logged as an error, and the seal, which insists (and is retried), embeds it for every signature.
+    """
+    context = long_term_context(settings, pdf_signer)
+    if context is None:
+        return signed
+    try:
+        return long_term.add_validation_info(signed, context, newest_only=True)
+    except long_term.RevocationUnavailable as error:
+        log.error("signature kept at PAdES B-T, without revocation information: %s", error)
+        return signed
+
+
 def visible_signature(
     image_png: bytes | None, signer: Signer, doc: Document, at: datetime
 ) -> pdfsign.VisibleSignature:
-    """The signer's stamp: drawn image, printed name, and the date the workflow accepted the signature."""
+    """The signer's stamp (drawn image, printed name, the time the workflow accepted the signature) on
+    their signature place, and the signing date, initials or printed name in their other places."""
     role = signer.role.value
-    caption = f"{role.capitalize()} - signed electronically {at:%Y-%m-%d %H:%M} UTC"
+    how = f" ({signer.signature_method})" if signer.signature_method else ""  # drawn, typed or uploaded
+    caption = f"{role.capitalize()} - signed electronically{how} {at:%Y-%m-%d %H:%M} UTC"
+    places = [place for place in boxes.loads(doc.signature_boxes) if place.role == role]
+    signature = next((_page_box(p) for p in places if p.kind == "signature"), None)
     return pdfsign.VisibleSignature(
         image_png=image_png,
         text=stamp.StampText(signer.full_name, caption),
-        preparer_box=preparer_box(doc, role),
+        preparer_box=signature,
+        marks=tuple(
+            stamp.Mark(p.kind, _page_box(p), mark_text(p.kind, signer, at))
+            for p in places
+            if p.kind != "signature"
+        ),
     )
 
 
-def preparer_box(doc: Document, role: str) -> stamp.PageBox | None:
-    for raw in json.loads(doc.signature_boxes or "[]"):
-        box = SignatureBox(**raw)
-        if box.role == role:
-            return stamp.PageBox(box.page, box.x, box.y, box.width, box.height)
-    return None
+def mark_text(kind: str, signer: Signer, at: datetime) -> str:
+    """What a date, initials or name place shows: the signing date as the signer's forms write it."""
+    if kind == "date":
+        return f"{at.astimezone(local_zone(signer.time_zone)):%m/%d/%Y}"
+    if kind == "initials":
+        return "".join(part[0].upper() for part in (signer.first_name, signer.last_name) if part)
+    return signer.full_name
 
 
-def boxes_json(boxes: list[SignatureBox]) -> str:
-    return json.dumps([dataclasses.asdict(box) for box in boxes])
+def local_zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _page_box(place: boxes.SignatureBox) -> stamp.PageBox:
+    return stamp.PageBox(place.page, place.x, place.y, place.width, place.height)
 
 
 # --- recording a signature ---------------------------------------------------------------------------
@@ -134,26 +188,59 @@ def seal_engagement(
             raise LookupError(f"engagement {req.engagement_id} does not exist")
         # Audit entries up to the seal request only: a retry renders exactly the same certificate.
         record = collect_record(session, store, req.engagement_id, until=req.at)
-        record = dataclasses.replace(record, completed_at=req.at)
+        anchor = audit_chain.anchor(resources.engine, audit_chain.chain_key(resources.cipher), req.at)
+        record = dataclasses.replace(record, completed_at=req.at, audit_anchor=anchor)
         alive()
-        _ensure_certificate(session, resources, engagement, record, req.at)
         firm = session.get(Firm, engagement.firm_id)
-        sealer = f"{firm.name if firm else 'Portico'} (Portico e-signature seal)"
+        seal_with = _Sealer(
+            pdf_signer,
+            f"{firm.name if firm else 'Portico'} (Portico e-signature seal)",
+            timestamper(resources.settings),
+            long_term_context(resources.settings, pdf_signer),
+        )
+        _ensure_certificate(session, resources, engagement, record, req.at, seal_with)
         sealed_ids = []
         for doc in _documents_to_seal(session, req.engagement_id):
             if doc.sealed_at is None:
                 alive()
-                _seal_document(session, resources, pdf_signer, doc, record, sealer, req.at)
+                _seal_document(session, resources, seal_with, doc, record, req.at)
             sealed_ids.append(doc.id or 0)
         return SealResult(sealed_ids, engagement.certificate_sha256 or "")
 
 
+@dataclass(frozen=True)
+class _Sealer:
+    """How this run seals: the key, the name on the seal, and the long-term material (None: B-B)."""
+
+    signer: signers.SimpleSigner
+    name: str
+    timestamper: TimeStamper | None
+    long_term: ValidationContext | None
+
+    def seal(self, pdf: bytes, certificate_page: bytes | None) -> bytes:
+        return seal.seal_pdf(
+            pdf,
+            self.signer,
+            certificate_page=certificate_page,
+            sealer_name=self.name,
+            timestamper=self.timestamper,
+            long_term=self.long_term,
+        )
+
+
 def _ensure_certificate(
-    session: Session, resources: Resources, engagement: Engagement, record: EngagementRecord, at: datetime
+    session: Session,
+    resources: Resources,
+    engagement: Engagement,
+    record: EngagementRecord,
+    at: datetime,
+    seal_with: _Sealer,
 ) -> None:
+    """Render the certificate of completion and seal it like the documents, once: a copy sent on its own
+    is tamper-evident. A retry after the commit finds it done; one before renders and seals again."""
     if engagement.certificate_key is not None:
         return
-    pdf = render_certificate(record)
+    pdf = seal_with.seal(render_certificate(record), certificate_page=None)
     key = resources.store.new_key("certificates")
     resources.store.put(key, pdf)
     engagement.certificate_key, engagement.certificate_sha256 = key, sha256_hex(pdf)
@@ -176,10 +263,9 @@ def _documents_to_seal(session: Session, engagement_id: int) -> list[Document]:
 def _seal_document(
     session: Session,
     resources: Resources,
-    pdf_signer: signers.SimpleSigner,
+    seal_with: _Sealer,
     doc: Document,
     record: EngagementRecord,
-    sealer: str,
     at: datetime,
 ) -> None:
     base_key = doc.current_key
@@ -190,13 +276,7 @@ def _seal_document(
         sealed = pdf
     else:
         width, height = seal.certificate_page_size(pdf)
-        sealed = seal.seal_pdf(
-            pdf,
-            pdf_signer,
-            certificate_page=render_certificate_page(record, width, height),
-            sealer_name=sealer,
-            timestamper=timestamper(resources.settings),
-        )
+        sealed = seal_with.seal(pdf, render_certificate_page(record, width, height))
         key = resources.store.new_key("sealed")
         resources.store.put(key, sealed)
     # Conditional, like a signature: of two overlapping attempts only one seal is recorded. The signed
@@ -213,40 +293,3 @@ def _seal_document(
     session.commit()
     if _rows(done) != 1 and key != base_key:
         resources.store.delete(key)
-
-
-# --- boxes the preparer places when sending ------------------------------------------------------------
-
-BOX_KEYS = ("role", "page", "x", "y", "width", "height")
-
-
-def parse_signature_boxes(raw: str | None) -> list[SignatureBox]:
-    """Boxes from the send form: a JSON list of {role, page, x, y, width, height}, PDF points; '' = none."""
-    if not raw or not raw.strip():
-        return []
-    try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError("The signature boxes are not valid JSON.") from exc
-    if not isinstance(items, list):
-        raise ValueError("The signature boxes must be a list.")
-    boxes = [_box(item) for item in items]
-    roles = [box.role for box in boxes]
-    if len(set(roles)) != len(roles):
-        raise ValueError("Place one signature box per signer.")
-    return boxes
-
-
-def _box(item: object) -> SignatureBox:
-    if not isinstance(item, dict) or set(item) != set(BOX_KEYS):
-        raise ValueError(f"Each signature box needs exactly: {', '.join(BOX_KEYS)}.")
-    if item["role"] not in ("taxpayer", "spouse"):
-        raise ValueError("A signature box is for the taxpayer or the spouse.")
-    numbers = [item[key] for key in BOX_KEYS[1:]]
-    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
-        raise ValueError("A signature box's page and coordinates must be numbers.")
-    return SignatureBox(item["role"], int(item["page"]), *(float(n) for n in numbers[1:]))
-
-
-def page_boxes(boxes: list[SignatureBox]) -> dict[str, stamp.PageBox]:
-    return {box.role: stamp.PageBox(box.page, box.x, box.y, box.width, box.height) for box in boxes}

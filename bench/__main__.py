@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--output PATH]`: runs P1…P5, prints one table, writes RESULTS.md.
+"""`python -m bench [--quick] [--output PATH]`: runs P0…P5, prints one table, writes RESULTS.md.
 
 Rows run one after another on one machine: P1 (throughput, with its profile), P2 and P4 on one
 embedded stack, P3 on SQLite and PostgreSQL, then P5 on a dev server of its own. A row that fails is
@@ -21,45 +21,64 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import DEFAULT_OUTPUT, Row, machine, report
+from bench import p0_serving as p0
 from bench import p1_throughput as p1
 from bench import p2_sign_latency as p2
+from bench import p2b_engines as p2b
 from bench import p3_dashboard as p3
 from bench import p4_home_page as p4
+from bench import p4b_dashboard_page as p4b
 from bench import p5_worker_memory as p5
+from bench import p6_first_run as p6
+from bench import p7_capacity as p7
 from bench.embedded import EmbeddedStack
 from bench.stack import DevServer, dev_server
 
-ROWS = ("P1", "P2", "P3", "P4", "P5")
-# `make bench` must finish within 15 minutes, `--quick` within 2: the whole run aims at these.
+ROWS = ("P0", "P1", "P2", "P2b", "P3", "P4", "P4b", "P5", "P6", "P7")
+# The rows before P5 aim at 15 minutes for `make bench` (P5 and P6 then take their own time), `--quick`
+# at 2 minutes in all.
 FULL_BUDGET = 14 * 60.0
 QUICK_BUDGET = 100.0
-P5_SETUP_SECONDS = 75.0  # rows, worker start, samples, shutdown
-MIN_P5_SECONDS = 20.0
 QUICK_OUTPUT = Path(tempfile.gettempdir()) / "portico-bench-quick-RESULTS.md"
 
 
 @dataclass(frozen=True)
 class Sizes:
+    p0: p0.P0Size
     p1: p1.P1Size
     p2: p2.P2Size
+    p2b: p2b.P2bSize
     p3: p3.P3Size
     p4: p4.P4Size
+    p4b: p4b.P4bSize
     p5: p5.P5Size
+    p6: p6.P6Size
+    p7: p7.P7Size
 
 
 FULL = Sizes(
+    p0.P0Size(seconds=8, repetitions=3),
     p1.P1Size(engagements=12, bare_engagements=16, concurrency=6, repetitions=3),
     p2.P2Size(engagements=3, signatures=20),
+    p2b.P2bSize(iterations=30, warmup=5, rounds=3),
     p3.P3Size(rows=100_000, requests=224),
     p4.P4Size(seconds=8, repetitions=3),
-    p5.P5Size(engagements=10_000, seconds=300),
+    p4b.P4bSize(seconds=8, repetitions=3),
+    p5.P5Size(engagements=10_000, seconds=1800),
+    p6.P6Size(measure=True, timeout=600),
+    p7.P7Size(engagements=3, write_doc=True),
 )
 QUICK = Sizes(
+    p0.P0Size(seconds=2, repetitions=1),
     p1.P1Size(engagements=3, bare_engagements=4, concurrency=3, repetitions=1),
     p2.P2Size(engagements=1, signatures=4),
+    p2b.P2bSize(iterations=5, warmup=2, rounds=1),
     p3.P3Size(rows=10_000, requests=28),
     p4.P4Size(seconds=2, repetitions=1),
-    p5.P5Size(engagements=200, seconds=60),
+    p4b.P4bSize(seconds=2, repetitions=1),
+    p5.P5Size(engagements=100, seconds=60),
+    p6.P6Size(measure=False, timeout=0),
+    p7.P7Size(engagements=1, write_doc=False),
 )
 
 
@@ -85,12 +104,21 @@ class Run:
     async def embedded_rows(self, server: DevServer) -> None:
         if "P1" in self.wanted:
             await self.attempt(["P1"], "engagements/s through the API", lambda: self._p1(server))
-        if {"P2", "P4"} & self.wanted:
+        if {"P0", "P2", "P4"} & self.wanted:
             await self.attempt(
-                sorted({"P2", "P4"} & self.wanted), "sign latency / home page", lambda: self._p2_p4(server)
+                sorted({"P0", "P2", "P4"} & self.wanted),
+                "sign latency / serving",
+                lambda: self._p2_p4(server),
             )
-        if "P3" in self.wanted:
-            await self.attempt(["P3"], "preparer dashboard", lambda: self._p3(server))
+        if {"P3", "P4b"} & self.wanted:
+            await self.attempt(
+                sorted({"P3", "P4b"} & self.wanted), "preparer dashboard", lambda: self._p3(server)
+            )
+        if "P7" in self.wanted:  # on the file-backed dev server, whose persistence it measures
+            await self.attempt(["P7"], "capacity model", lambda: self._p7(server))
+
+    async def _p7(self, server: DevServer) -> None:
+        self.rows.append(await p7.run(server, self.root, self.sizes.p7))
 
     async def _p1(self, server: DevServer) -> None:
         self.profile = await p1.run(server, self.root, self.sizes.p1, with_profile=True)
@@ -100,21 +128,43 @@ class Run:
         stack = EmbeddedStack(server, self.root, "p2-p4")
         try:
             await stack.start()
-            signed = await p2.run(stack, self.sizes.p2)
             if "P2" in self.wanted:
-                self.rows.append(signed.row)
-            if "P4" in self.wanted:
-                self.rows.append(await p4.run(stack, signed.taxpayer_cookie, self.sizes.p4, self.root))
+                self.rows.append((await p2.run(stack, self.sizes.p2)).row)
+            if {"P0", "P4"} & self.wanted:
+                await self._p0_p4(stack)
         finally:
             await stack.stop()
 
+    async def _p0_p4(self, stack: EmbeddedStack) -> None:
+        # P4's target is a share of P0's rate in the same run, on the same served processes.
+        async with p0.served(stack) as api_url:
+            base = await p0.run(stack, api_url, self.sizes.p0, self.root)
+            if "P0" in self.wanted:
+                self.rows.append(base.row)
+            if "P4" in self.wanted:  # its own attempt: P0's row stands if the landing page fails
+
+                async def landing_page() -> None:
+                    self.rows.append(
+                        await p4.run(stack, api_url, self.sizes.p4, self.root, base.portico_rate)
+                    )
+
+                await self.attempt(["P4"], "client landing page", landing_page)
+
     async def _p3(self, server: DevServer) -> None:
-        self.rows.extend(await p3.run(server, self.root, self.sizes.p3))
+        rows = await p3.run(server, self.root, self.sizes.p3, self.sizes.p4b)
+        self.rows.extend(row for row in rows if row.key in self.wanted)
+
+    async def p6_row(self) -> None:
+        self.rows.append(await p6.run(self.root, self.sizes.p6))
+
+    async def p2b_row(self) -> None:
+        self.rows.append(await p2b.run(self.root, self.sizes.p2b))
 
     async def p5_row(self, server: DevServer) -> None:
-        # P5 comes last and gets what is left of the budget (a busy machine slows the rows before it).
-        left = self.deadline - time.monotonic() - P5_SETUP_SECONDS
-        size = p5.P5Size(self.sizes.p5.engagements, max(MIN_P5_SECONDS, min(self.sizes.p5.seconds, left)))
+        # P5 is measured, not projected: it has a time box of its own beyond the budget (each invited
+        # engagement costs ~130 ms of worker and dev-server CPU, so 10,000 take ~11 min on 2 idle cores; a
+        # quick run's 100 fit its 60 s even on a loaded machine).
+        size = self.sizes.p5
 
         async def body() -> None:
             self.rows.append(await p5.run(server, self.root, size))
@@ -124,12 +174,16 @@ class Run:
 
 async def measure(sizes: Sizes, wanted: set[str], root: Path, budget: float) -> tuple[Run, str]:
     run = Run(sizes, wanted, root, budget)
+    if "P2b" in wanted:  # first: in-process and Node only, on a machine with no server running yet
+        await run.attempt(["P2b"], "signing engines", run.p2b_row)
     async with dev_server(root / "embedded") as server:
         temporal_version = server.version()
         await run.embedded_rows(server)
     if "P5" in wanted:
         async with dev_server(root / "fast", embedded=False) as server:
             await run.p5_row(server)
+    if "P6" in wanted:  # last: it installs and starts a whole Portico of its own
+        await run.attempt(["P6"], "make run from a fresh clone", run.p6_row)
     run.rows.sort(key=lambda row: ROWS.index(row.key))
     return run, temporal_version
 
@@ -157,7 +211,8 @@ def main() -> int:
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset, e.g. P2,P4")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, profiles)")
     args = parser.parse_args()
-    wanted = {key.strip().upper() for key in args.rows.split(",")} & set(ROWS)
+    asked = {key.strip().upper() for key in args.rows.split(",")}
+    wanted = {row for row in ROWS if row.upper() in asked}  # `p4b` or `P4B` asks for row P4b
     logging.basicConfig(level=logging.WARNING)
     root = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     started = time.monotonic()

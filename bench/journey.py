@@ -1,4 +1,4 @@
-"""An engagement's journey through the HTTP API, as tests/test_journey_api.py walks it, for load.
+"""An engagement's journey through the HTTP API, as tests/test_api/test_journey_api.py walks it, for load.
 
 The people read their invitation links and codes from the dev outbox table (their "inbox"), by engagement,
 instead of the outbox page, so polling for mail does not load the API being measured.
@@ -21,9 +21,9 @@ from reportlab.lib.pagesizes import LETTER
 from reportlab.pdfgen import canvas
 from sqlmodel import Session, col, select
 
-from core.cli import _add_preparer
 from core.context import Resources
 from core.models import OutboxMessage
+from portico.cli import _add_preparer
 
 PASSWORD = "correct horse battery staple"
 PREPARER_EMAIL = "bench@firm.test"
@@ -37,12 +37,19 @@ class JourneyError(RuntimeError):
 
 
 def make_pdf(pages: int = 1, title: str = "Form 8879") -> bytes:
-    """A small text-only PDF (the same bytes every run)."""
+    """A small text-only PDF (the same bytes every run). Its last page prints the taxpayer's and the
+    spouse's signature lines: sending refuses a document with no place for a signer."""
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
     pdf.setTitle(title)
     for number in range(1, pages + 1):
         pdf.drawString(72, 720, f"{title} - page {number} of {pages}")
+        if number == pages:
+            for label, y in (("Taxpayer's signature", 200), ("Spouse's signature", 140)):
+                pdf.drawString(72, y, label)
+                pdf.line(190, y - 2, 400, y - 2)
+                pdf.drawString(420, y, "Date")
+                pdf.line(450, y - 2, 540, y - 2)
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
@@ -213,6 +220,9 @@ async def onboard(person: Person, engagement_id: int, inbox: Inbox, tag: str, pn
     expect(await http.post("/api/taxpayer/code", json={"channel": "email"}), 200)
     code = code_in(await inbox.wait(engagement_id, "code", person.email))
     expect(await http.post("/api/taxpayer/verify", json={"code": code}), 200)
+    # The consent to sign electronically (ESIGN Act), to the disclosure's current version, before signing.
+    version = expect(await http.get("/api/taxpayer/consent"), 200)["version"]
+    expect(await http.post("/api/taxpayer/consent", json={"version": version}), 200)
     files = {"image": ("signature.png", png, "image/png")}
     expect(await http.put("/api/taxpayer/signature", files=files), 200)
 
@@ -250,5 +260,8 @@ def next_address() -> str:
 def browser(base_url: str, address: str | None = None) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(local_address=address, limits=HTTP_LIMITS)
     return httpx.AsyncClient(
-        base_url=base_url, timeout=HTTP_TIMEOUT, headers={"user-agent": "portico-bench"}, transport=transport
+        base_url=base_url,
+        timeout=HTTP_TIMEOUT,
+        headers={"user-agent": "portico-bench", "sec-fetch-site": "same-origin"},  # as a browser's own
+        transport=transport,
     )

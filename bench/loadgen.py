@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,13 +46,34 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def run_load(url: str, headers: dict[str, str], connections: int, seconds: float, work_dir: Path) -> Load:
-    """One load run in a separate process; blocks for about `seconds`."""
+def _rotation(paths: list[str]) -> str:
+    """wrk asks for each path in turn (every connection walks the list from its own place)."""
+    listed = ", ".join(json.dumps(path) for path in paths)  # a JSON string is a Lua string here
+    return f"""
+local paths = {{{listed}}}
+local next_path = 0
+request = function()
+  next_path = next_path % #paths + 1
+  return wrk.format("GET", paths[next_path])
+end
+"""
+
+
+def run_load(
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    seconds: float,
+    work_dir: Path,
+    paths: list[str] | None = None,
+) -> Load:
+    """One load run in a separate process; blocks for about `seconds`. `paths`: with wrk, the requests
+    go to each of these paths of `url`'s server in turn (the Python generator asks for `url` only)."""
     header_args = [x for name, value in headers.items() for x in ("--header", f"{name}: {value}")]
     wrk = wrk_path()
     if wrk is not None:
-        script = work_dir / "bench-wrk.lua"
-        script.write_text(WRK_SCRIPT)
+        script = work_dir / f"bench-wrk-{uuid.uuid4().hex[:6]}.lua"
+        script.write_text(WRK_SCRIPT + (_rotation(paths) if paths else ""))
         args = [wrk, "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "-s", str(script), *header_args, url]
         out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
         line = next(line for line in out.splitlines() if line.startswith("BENCH "))

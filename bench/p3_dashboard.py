@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,11 +23,14 @@ from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, select
 
-from api.app import create_app
 from bench import Row, journey
+from bench import p4b_dashboard_page as p4b
+from bench.p4b_dashboard_page import P4bSize
 from bench.stack import DevServer, api_url, make_settings, prepare, start_api, wait_for_api
 from bench.stats import median_percentile, mib, ms
 from core.models import Preparer
+from portico.app import create_app
+from services.dashboard import name_word
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,12 @@ class DashboardPage:
         return {"stage": stage, "page": page}
 
 
-# The preparer dashboard (api/routes/preparer.py, api/dashboard.py) is being built; until it lands, P3
+# The preparer dashboard (api/routes/preparer.py, services/dashboard.py) is being built; until it lands, P3
 # measures the JSON listing it stands on. Switching to the dashboard page is this one line.
 DASHBOARD = DashboardPage("/api/engagements", "the JSON listing (the dashboard page is not in yet)")
 
 P95_LIMIT = 0.050
+PAGE_PATH = "/preparer"  # the dashboard page itself, for P4b
 MEMORY_SLACK = 0.05
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 STAGES = ["invited", "registered", "verified", "documents_sent", "signing", "completed", "needs_attention"]
@@ -50,6 +55,55 @@ PAGES = [1, 3, 10, 40]
 VARIANTS = [(stage, page) for stage in STAGES for page in PAGES]
 ALL_STAGES = [*STAGES, "created", "signed", "cancelled", "expired"]
 CHUNK = 10_000
+TAX_YEARS = (2025, 2024, 2023)
+# Last names shared as a real firm's are (Smith, Garcia …): 320 of them over 100,000 returns, so every
+# name's search word is an index range of about 310 engagements for the Returning badge to look through.
+LAST_NAMES = [
+    f"{stem}{suffix}"
+    for stem in ("Smith", "Garcia", "Nguyen", "Oneil", "Patel", "Kim", "Brown", "Lopez")
+    for suffix in (
+        "",
+        "son",
+        "ez",
+        "ski",
+        "er",
+        "man",
+        "ford",
+        "ley",
+        "ton",
+        "berg",
+        "stein",
+        "wood",
+        "field",
+        "worth",
+        "ham",
+        "by",
+        "well",
+        "more",
+        "dale",
+        "ridge",
+        "brook",
+        "stone",
+        "ward",
+        "land",
+        "hurst",
+        "combe",
+        "wick",
+        "shaw",
+        "croft",
+        "gate",
+        "mont",
+        "ville",
+        "ard",
+        "ot",
+        "ini",
+        "ova",
+        "elli",
+        "ado",
+        "ero",
+        "ic",
+    )
+]
 
 
 @dataclass(frozen=True)
@@ -69,22 +123,26 @@ class Measurement:
 Statements = dict[tuple[str, int], list[tuple[str, Any]]]
 
 
-async def run(server: DevServer, root: Path, size: P3Size) -> list[Row]:
-    rows = [await _run_on(server, root, "SQLite", "", size)]
+async def run(server: DevServer, root: Path, size: P3Size, page_size: P4bSize) -> list[Row]:
+    """P3 and P4b on SQLite, then on PostgreSQL."""
+    rows = await _run_on(server, root, "SQLite", "", size, page_size)
     admin = _postgres_admin()
     if admin is None:
-        rows.append(_skipped("PostgreSQL", f"no PostgreSQL server answers at {POSTGRES}"))
+        why = f"no PostgreSQL server answers at {POSTGRES}"
+        rows += [_skipped("PostgreSQL", why), p4b.skipped("PostgreSQL", why)]
         return rows
     url = _create_database(admin)
     try:
-        rows.append(await _run_on(server, root, "PostgreSQL", url, size))
+        rows += await _run_on(server, root, "PostgreSQL", url, size, page_size)
     finally:
         _drop_database(admin, url)
         admin.dispose()
     return rows
 
 
-async def _run_on(server: DevServer, root: Path, kind: str, url: str, size: P3Size) -> Row:
+async def _run_on(
+    server: DevServer, root: Path, kind: str, url: str, size: P3Size, page_size: P4bSize
+) -> list[Row]:
     settings = make_settings(server, root / f"p3-{kind.lower()}", database_url=url)
     resources = prepare(settings)
     journey.make_preparer(resources)
@@ -96,8 +154,14 @@ async def _run_on(server: DevServer, root: Path, kind: str, url: str, size: P3Si
         await asyncio.to_thread(_insert_rows, resources.engine, preparer, done, rows)
         done = rows
         results.append(await _measure(server, settings, root, rows, size.requests))
+    paths = [f"{PAGE_PATH}?stage={stage}&page={page}" for stage, page in VARIANTS]
+    try:
+        page = await p4b.run(settings, root, kind, size.rows, page_size, paths)
+    except Exception as error:
+        traceback.print_exc()
+        page = p4b.failed(kind, error)
     resources.engine.dispose()
-    return _row(kind, results, size)
+    return [_row(kind, results, size), page]
 
 
 async def _measure(server: DevServer, settings: Any, root: Path, rows: int, requests: int) -> Measurement:
@@ -171,39 +235,55 @@ def _replay(url: str, statements: Statements, plan: list[tuple[str, int]]) -> li
 
 
 def _insert_rows(engine: Engine, preparer: Preparer, start: int, stop: int) -> None:
-    """Engagements and their status rows, ids start+1 … stop, in bulk (the same rows every run)."""
+    """Engagements, their status rows, signers and last-name search words, ids start+1 … stop, in bulk
+    (the same rows every run)."""
     tables = SQLModel.metadata.tables
     for low in range(start, stop, CHUNK):
         high = min(low + CHUNK, stop)
-        engagements, statuses = zip(*_rows(preparer, low, high), strict=True)
+        engagements, statuses, signers, terms = [], [], [], []
+        for engagement, status, people in _rows(preparer, low, high):
+            engagements.append(engagement)
+            statuses.append(status)
+            signers += people
+            terms += [
+                {"firm_id": preparer.firm_id, "term": word, "engagement_id": engagement["id"]}
+                for word in {name_word(person["last_name"]) for person in people}
+            ]
         with engine.begin() as conn:
-            conn.execute(insert(tables["engagement"]), list(engagements))
-            conn.execute(insert(tables["engagementstatus"]), list(statuses))
+            conn.execute(insert(tables["engagement"]), engagements)
+            conn.execute(insert(tables["engagementstatus"]), statuses)
+            conn.execute(insert(tables["signer"]), signers)
+            conn.execute(insert(tables["engagementsearchterm"]), terms)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE engagement; ANALYZE engagementstatus"))
+            conn.execute(text("ANALYZE engagement; ANALYZE engagementstatus; ANALYZE signer"))
+            conn.execute(text("ANALYZE engagementsearchterm"))
 
 
-def _rows(preparer: Preparer, low: int, high: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def _rows(
+    preparer: Preparer, low: int, high: int
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]:
     now = datetime(2026, 4, 1, tzinfo=UTC)
     for n in range(low + 1, high + 1):
         rand = random.Random(n)
         stage = rand.choice(ALL_STAGES)
         last = now - timedelta(minutes=rand.randrange(0, 180 * 24 * 60))
+        year = TAX_YEARS[n % len(TAX_YEARS)]  # three seasons: the Returning badge finds earlier years
+        last_name = LAST_NAMES[rand.randrange(len(LAST_NAMES))]
         engagement = {
             "id": n,
             "firm_id": preparer.firm_id,
             "preparer_id": preparer.id,
-            "tax_year": 2025,
+            "tax_year": year,
             "created_at": last - timedelta(days=3),
         }
         status = {
             "engagement_id": n,
             "firm_id": preparer.firm_id,
             "preparer_id": preparer.id,
-            "tax_year": 2025,
-            "taxpayer_name": f"Taxpayer {n}",
-            "spouse_name": f"Spouse {n}" if n % 3 == 0 else None,
+            "tax_year": year,
+            "taxpayer_name": f"Taxpayer{n} {last_name}",
+            "spouse_name": f"Spouse{n} {last_name}" if n % 3 == 0 else None,
             "stage": stage,
             "waiting_on": "taxpayer",
             "waiting_since": last,
@@ -213,7 +293,24 @@ def _rows(preparer: Preparer, low: int, high: int) -> Iterator[tuple[dict[str, A
             "version": 3,
             "detail": "{}",
         }
-        yield engagement, status
+        people = [_signer(n, "taxpayer", f"Taxpayer{n}", last_name, rand)]
+        if n % 3 == 0:
+            people.append(_signer(n, "spouse", f"Spouse{n}", last_name, rand))
+        yield engagement, status, people
+
+
+def _signer(engagement_id: int, role: str, first: str, last: str, rand: random.Random) -> dict[str, Any]:
+    return {
+        "engagement_id": engagement_id,
+        "role": role,
+        "first_name": first,
+        "last_name": last,
+        "ssn_encrypted": b"bench",
+        "ssn_last4_digest": f"{rand.randrange(10_000):04d}",
+        "email": None,
+        "phone": None,
+        "time_zone": "America/New_York",
+    }
 
 
 def _postgres_admin() -> Engine | None:

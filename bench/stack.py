@@ -23,13 +23,13 @@ from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from activities.signing_keys import ensure_dev_certificates
 from bench import REPO_DIR
 from bench.child import READY
-from core.cli import DEV_SERVER_FLAGS
 from core.config import Settings
 from core.context import Resources
 from core.crypto import Cipher
+from core.dev_secrets import ensure_dev_certificates
+from portico.dev_stack import DEV_SERVER_FLAGS
 from workflows.client import data_converter
 
 BIN = Path(sys.executable).parent
@@ -68,7 +68,7 @@ class DevServer:
         return out.stdout.strip().removeprefix("temporal version ")
 
 
-# The flags `portico up` starts its dev server with (core/cli.py, _start_stack).
+# The flags `portico up` starts its dev server with (portico/dev_stack.py, start).
 EMBEDDED_FLAGS = ["--namespace", "default", *DEV_SERVER_FLAGS]
 
 
@@ -156,7 +156,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def prepare(settings: Settings) -> Resources:
     """Tables and the development signing certificate, made once before several processes start."""
-    resources = Resources.from_settings(settings)
+    resources = Resources.from_settings(settings, create=True)
     ensure_dev_certificates(settings.data_dir)
     return resources
 
@@ -234,8 +234,12 @@ def start_worker(settings: Settings, log_dir: Path, *, mode: str = "real", name:
     return Proc(name, args, settings_env(settings), log_dir)
 
 
-def start_api(settings: Settings, log_dir: Path, name: str = "api") -> Proc:
-    return Proc(name, [sys.executable, "-m", "bench.serve"], settings_env(settings), log_dir)
+def start_api(
+    settings: Settings, log_dir: Path, name: str = "api", *, workers: int = 1, bare: bool = False
+) -> Proc:
+    """`portico api`'s serving (one process unless `workers`); `bare`: P0's bare FastAPI app instead."""
+    args = [sys.executable, "-m", "bench.serve", "--workers", str(workers), *(["--bare"] if bare else [])]
+    return Proc(name, args, settings_env(settings), log_dir)
 
 
 def api_url(settings: Settings) -> str:

@@ -11,15 +11,28 @@ from sqlmodel import Session, select
 from core.actor import SYSTEM, Actor
 from core.models import AuditEntry, utcnow
 
-# A signed-in taxpayer's own account changes (api/services/account_changes.py).
+# A signed-in taxpayer's own account changes (services/account_changes.py).
 PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - an event name
 EMAIL_CHANGED = "account.email_changed"
 PHONE_CHANGED = "account.phone_changed"
 CONTACT_CODE_SENT = "account.contact_code_sent"
 CHANGE_REFUSED = "account.change_refused"  # wrong password or code, throttled, a new password's rules
 CHANGE_NOTICE = "account.change_notice"  # the "was this you?" message to the old address
+# Security settings (services/security_settings.py): sign-in emails, sessions, remembered browsers.
+EMAIL_CODE_SENT = "account.email_code_sent"
+EMAIL_ADDED = "account.email_added"
+EMAIL_REMOVED = "account.email_removed"
+SESSION_ENDED = "account.session_ended"
+DEVICE_FORGOTTEN = "account.device_forgotten"
 
-# A signed-in preparer's own account changes (api/services/preparer_account.py).
+# A forgotten password reset by a code (services/password_reset.py); never the code or the password.
+PASSWORD_RESET_CODE_SENT = "account.password_reset_code_sent"  # noqa: S105 - an event name
+PASSWORD_RESET_NOT_SENT = "account.password_reset_not_sent"  # noqa: S105 - why no code went out
+PASSWORD_RESET_REFUSED = "account.password_reset_refused"  # noqa: S105 - wrong code, expired, rules
+PASSWORD_RESET = "account.password_reset"  # noqa: S105 - an event name
+PASSWORD_RESET_NOTICE = "account.password_reset_notice"  # noqa: S105 - the "was this you?" message
+
+# A signed-in preparer's own account changes (services/preparer_account.py).
 PREPARER_PASSWORD_CHANGED = "preparer.password_changed"  # noqa: S105 - an event name
 PREPARER_EMAIL_CHANGED = "preparer.email_changed"
 PREPARER_EMAIL_CODE_SENT = "preparer.email_code_sent"

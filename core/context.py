@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from core.config import Settings
 from core.crypto import Cipher
 from core.db import create_tables, make_engine
-from core.storage import DocumentStore
+from core.storage import DocumentStore, open_store
 
 
 @dataclass
@@ -20,10 +20,12 @@ class Resources:
     store: DocumentStore
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, create: bool = True) -> Resources:
+    def from_settings(cls, settings: Settings, *, create: bool | None = None) -> Resources:
+        """`create`: make missing tables from the models; by default only under test settings. Everywhere
+        else the schema is the migrations' (`portico db upgrade`, which `portico up` runs itself)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.database_url)
-        if create:
+        if settings.environment == "test" if create is None else create:
             create_tables(engine)
         cipher = Cipher(settings.master_key())
-        return cls(settings, engine, cipher, DocumentStore(settings.data_dir / "documents", cipher))
+        return cls(settings, engine, cipher, open_store(settings, cipher))

@@ -7,6 +7,7 @@ import unicodedata
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as phone_time_zones
 
 from core.crypto import Cipher
 
@@ -24,6 +25,37 @@ def normalise_phone(raw: str, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidContact(f"{raw!r} is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Where a number's area spans several zones (907: Adak and Anchorage), the one most of its people live in.
+MAIN_US_TIME_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+)
+
+
+def guess_time_zone(phone: str | None, region: str = "US") -> str | None:
+    """The time zone a phone number's area code (or country) points to, e.g. America/Los_Angeles for a 702
+    number; None when the number is not valid or its zones are too many to choose (a whole country)."""
+    if not phone:
+        return None
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    zones = [z for z in phone_time_zones.time_zones_for_number(number) if "/" in z and z != "Etc/Unknown"]
+    main = [z for z in zones if z in MAIN_US_TIME_ZONES]
+    if len(main) == 1:
+        return main[0]
+    return zones[0] if len(zones) == 1 else None
 
 
 def format_phone(phone: str) -> str:

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Column, Field, SQLModel
+
+from core.enums import Direction, Role
+
+# Constraint names that Alembic revisions can drop by name, the same on every database. They are the names
+# PostgreSQL gave the first release's unnamed constraints (`<table>_<columns>_key`, `_fkey`, `_pkey`), so
+# a database that release created already carries them; set before any table below is defined.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
 def utcnow() -> datetime:
@@ -40,16 +53,6 @@ def _created() -> Any:
     return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class Role(StrEnum):
-    TAXPAYER = "taxpayer"
-    SPOUSE = "spouse"
-
-
-class Direction(StrEnum):
-    TO_CLIENT = "to_client"
-    TO_PREPARER = "to_preparer"
-
-
 class Firm(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
@@ -67,6 +70,7 @@ class Preparer(SQLModel, table=True):
     # schedule, quiet hours and message wording. Everyone else reads those settings only.
     is_admin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _created()
+    phone: str | None = None  # shown to their clients in the portal's firm contact, when set
 
 
 class Engagement(SQLModel, table=True):
@@ -80,6 +84,13 @@ class Engagement(SQLModel, table=True):
     certificate_key: str | None = None
     certificate_sha256: str | None = None
     sealed_at: datetime | None = _when(nullable=True)
+    # Retention (core/retention.py): a legal hold keeps an engagement past its retention date until a
+    # preparer lifts it; `disposed_at` is set once its documents and personal data are gone.
+    legal_hold: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    legal_hold_reason: str | None = None
+    legal_hold_by: int | None = None  # the preparer who placed it
+    legal_hold_at: datetime | None = _when(nullable=True)
+    disposed_at: datetime | None = _when(nullable=True)
 
     @property
     def workflow_id(self) -> str:
@@ -103,6 +114,7 @@ class Signer(SQLModel, table=True):
     time_zone: str = "America/New_York"
     signature_key: str | None = None
     signature_saved_at: datetime | None = _when(nullable=True)
+    signature_method: str | None = None  # how the signature on file was made: drawn, typed or uploaded
 
     @property
     def full_name(self) -> str:
@@ -110,8 +122,14 @@ class Signer(SQLModel, table=True):
 
 
 class TaxpayerAccount(SQLModel, table=True):
+    """A client's Portal account: one person within a firm, across every return they sign (`AccountLink`).
+
+    `signer_id` is the signer whose invitation created the account (empty once that return was disposed of);
+    what the account reaches is its links (`core.client_accounts`).
+    """
+
     id: int | None = Field(default=None, primary_key=True)
-    signer_id: int = Field(foreign_key="signer.id", unique=True)
+    signer_id: int | None = Field(default=None, foreign_key="signer.id", index=True)
     username: str = Field(unique=True)
     password_hash: str
     email: str
@@ -119,6 +137,18 @@ class TaxpayerAccount(SQLModel, table=True):
     created_at: datetime = _created()
     verified_at: datetime | None = _when(nullable=True)
     verified_channel: str | None = None
+    firm_id: int | None = Field(default=None, foreign_key="firm.id", index=True)
+
+
+class AccountLink(SQLModel, table=True):
+    """A signer of one engagement, reached by a client account: at registration, or when a person who
+    already has an account accepts another invitation and passes the same identity match."""
+
+    signer_id: int = Field(primary_key=True, foreign_key="signer.id")
+    account_id: int = Field(foreign_key="taxpayeraccount.id", index=True)
+    engagement_id: int = Field(foreign_key="engagement.id", index=True)
+    linked_at: datetime = _created()
+    via: str = "registration"  # or "invitation": an existing account added this return
 
 
 class Document(SQLModel, table=True):
@@ -140,6 +170,8 @@ class Document(SQLModel, table=True):
     created_at: datetime = _created()
     signature_boxes: str = "[]"  # JSON list of SignatureBox the preparer placed; empty: fields or default
     sealed_at: datetime | None = _when(nullable=True)  # current_key is then the sealed, locked version
+    # An upload its signer marked private: the preparer sees it, the other spouse of a joint return does not.
+    private: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class Signature(SQLModel, table=True):
@@ -209,7 +241,7 @@ class EngagementStatus(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_status_firm_stage_since", "firm_id", "stage", "waiting_since"),
         sa.Index("ix_status_firm_activity", "firm_id", "last_activity_at"),
-        # The preparer dashboard (api/dashboard.py): one index per sortable column, firm first and the
+        # The preparer dashboard (services/dashboard.py): one index per sortable column, firm first and the
         # engagement id last, so every page is an index range scan however the table is sorted; and the
         # two filters it offers (stage, preparer) with the default sort.
         sa.Index("ix_status_firm_id", "firm_id", "engagement_id"),
@@ -281,7 +313,7 @@ class LoginCode(SQLModel, table=True):
     wrong_tries: int = 0
 
 
-# ---- preparer workspace: MFA, firm settings, search, imports (api/services/preparer_*.py) ------------
+# ---- preparer workspace: MFA, firm settings, search, imports (services/preparer_*.py) ------------
 
 
 class PreparerMfa(SQLModel, table=True):
@@ -337,6 +369,14 @@ class FirmSettings(SQLModel, table=True):
     quiet_hours_end: int = 8
     updated_at: datetime = _created()
     updated_by: int | None = None
+    # Completed engagements are kept this many years, then disposed of (core/retention.py); never fewer
+    # than the three the IRS asks for the e-signature record of Form 8879.
+    retention_years: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
+    # The firm as its clients reach it, shown in the portal's firm contact.
+    address: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    hours: str | None = None  # e.g. "Mon-Fri 9-5; Saturdays in March and April 10-2"
 
 
 class MessageTemplate(SQLModel, table=True):
@@ -407,3 +447,101 @@ class ThrottleState(SQLModel, table=True):
     attempts: int = 0
     last_attempt_at: datetime = _created()
     next_allowed_at: datetime | None = _when(nullable=True)
+
+
+class Disposal(SQLModel, table=True):
+    """What is left of an engagement once its documents and personal data are disposed of: that it
+    existed, when it closed, when it went, how much went, and the audit chain's head before it went.
+
+    Written when the disposal starts (`disposed_at` empty) and finished when it ends, so a disposal cut
+    short is found and completed, and its counts are those of the engagement as it was."""
+
+    engagement_id: int = Field(primary_key=True, foreign_key="engagement.id")
+    firm_id: int = Field(index=True)
+    tax_year: int
+    stage: str  # completed or cancelled
+    completed_at: datetime = _when(nullable=False)
+    retention_years: int
+    started_at: datetime = _when(nullable=False)
+    disposed_at: datetime | None = _when(nullable=True)
+    documents: int = 0
+    signatures: int = 0
+    signers: int = 0
+    chat_messages: int = 0
+    outbox_messages: int = 0
+    certificate_sha256: str | None = None  # which certificate of completion existed, without its content
+    audit_anchor: str | None = None  # `SEQ:LINK` of the audit chain when the disposal started
+
+
+class AccountEmail(SQLModel, table=True):
+    """An email address a client account signs in with and receives messages at: the one it registered
+    with, and each one added later (proved by a code). `verified_at` is set once proved."""
+
+    __table_args__ = (sa.UniqueConstraint("account_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="taxpayeraccount.id", index=True)
+    email: str = Field(index=True)
+    verified_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _created()
+
+
+class Notification(SQLModel, table=True):
+    """Something the firm or Portico tells a client account (documents to sign, a message, a return
+    complete): the bell's list. Ids only grow, so a reader's cursor is the last id it saw."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="taxpayeraccount.id", index=True)
+    engagement_id: int | None = Field(default=None, foreign_key="engagement.id", index=True)
+    kind: str  # documents_sent, message, signature_needed, completed, firm_message, ...
+    title: str
+    body: str = ""  # a firm's message shown once (kind firm_message); otherwise empty
+    link: str = ""  # the page it opens, e.g. /portal/documents
+    created_at: datetime = _created()
+    read_at: datetime | None = _when(nullable=True)
+
+
+class PlacementTemplate(SQLModel, table=True):
+    """A firm's saved signature places for one form (say Form 8879 from its tax software), applied again
+    to a document whose fingerprint matches: the same pages, sizes and rotations, and nearly the same
+    printed words on the first page (`services.placement_templates`)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id", index=True)
+    name: str
+    geometry: str  # page count, then each page's visible size and rotation: "2:612x792r0,612x792r0"
+    words: str  # JSON: the first page's words made of letters only, sorted (the form's, not the client's)
+    places: str  # JSON list of esign.boxes places, PDF points
+    created_at: datetime = _created()
+    created_by: int | None = None
+    updated_at: datetime = _created()
+
+
+class SignatureLabel(SQLModel, table=True):
+    """A firm's own printed label for a signer's signature line (e.g. "Client signature" for the
+    taxpayer), looked for besides the labels of the forms Portico knows."""
+
+    __table_args__ = (sa.UniqueConstraint("firm_id", "role", "text"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    firm_id: int = Field(foreign_key="firm.id", index=True)
+    role: str  # taxpayer or spouse
+    text: str
+    created_at: datetime = _created()
+    created_by: int | None = None
+
+
+class EsignConsent(SQLModel, table=True):
+    """A client account's consent to sign electronically (ESIGN Act §101(c)): which version of the firm's
+    disclosure it agreed to, when and from where (`services.consent`). A new version of the text asks again.
+    Ids without foreign keys, so that disposing of an account (core/retention.py) is not blocked by them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(index=True)
+    firm_id: int = Field(index=True)
+    version: int
+    text_sha256: str  # the disclosure exactly as shown
+    agreed_at: datetime = _created()
+    ip: str | None = None
+    user_agent: str | None = None
+    withdrawn_at: datetime | None = _when(nullable=True)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from core.metrics import THROTTLE_REFUSALS
 from core.models import ThrottleState, utcnow
 
 
@@ -39,6 +40,10 @@ class Rule:
 ACCOUNT = Rule(free=5)
 LOCKED_BY_WORKFLOW = Rule(free=10)  # steps the workflow itself locks after fewer misses
 IP = Rule(free=30)  # an office behind one address logs in many people
+# Consecutive failures of one account's password, however slowly they come (the account's own count is
+# forgiven after a quiet hour): NIST SP 800-63B §5.2.2 allows at most 100. Then every further attempt
+# waits a day, the right password too, and the owner is told (`services.throttling`). A success clears it.
+LOCKOUT = Rule(free=100, base=24 * 3600.0, cap=24 * 3600.0, window=timedelta(days=30))
 
 
 class Throttled(Exception):
@@ -89,6 +94,7 @@ def attempt(engine: Engine, scope: str, key: str, rule: Rule, now: datetime | No
                     continue  # another process made the row first: read it again
                 return 1
             if row.next_allowed_at is not None and now < row.next_allowed_at:
+                THROTTLE_REFUSALS.labels(scope=scope).inc()
                 raise Throttled((row.next_allowed_at - now).total_seconds(), scope)
             before = row.attempts
             fresh = now - row.last_attempt_at > rule.window

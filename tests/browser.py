@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from journey import PASSWORD, login_preparer, make_preparer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from core.config import Settings
 from core.context import Resources
+from portico.app import create_app
 from worker.main import build_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -108,10 +109,25 @@ class Portal:
     browser: Browser
     problems: list[str] = field(default_factory=list)
     contexts: list[BrowserContext] = field(default_factory=list)
+    checks: list[asyncio.Future[None]] = field(default_factory=list)  # axe runs on page loads
+    transport: httpx.AsyncBaseTransport | None = None  # the in-process app the preparer client talks to
 
-    async def person(self, *, phone: bool = False) -> BrowserContext:
-        """A fresh browser profile (its own cookies): a different person, or the same one on a new device."""
-        context = await self.browser.new_context(**(PHONE if phone else DESKTOP))
+    def client(self) -> httpx.AsyncClient:
+        """Another person through the in-process app (own cookies), for steps no browser needs to show."""
+        assert self.transport is not None
+        return httpx.AsyncClient(
+            transport=self.transport,
+            base_url="https://portico.test",
+            headers={"sec-fetch-site": "same-origin"},
+        )
+
+    async def person(self, *, phone: bool = False, width: int | None = None) -> BrowserContext:
+        """A fresh browser profile (its own cookies): a different person, or the same one on a new device
+        (`width`: another viewport width than the phone's or the desktop's)."""
+        options: dict[str, Any] = dict(PHONE if phone else DESKTOP)
+        if width:
+            options["viewport"] = {**options["viewport"], "width": width}
+        context = await self.browser.new_context(**options)
         context.set_default_timeout(15_000)
         context.on("page", self._watch)
         self.contexts.append(context)
@@ -129,9 +145,23 @@ class Portal:
             if response.status >= 400 and response.request.resource_type not in ("document", "fetch", "xhr"):
                 self.problems.append(f"{response.url}: HTTP {response.status}")
 
+        # Every page a test visits is checked by axe-core once loaded: a serious or critical violation
+        # fails the test like a script error does.
+        async def check_accessibility(url: str) -> None:
+            try:
+                found = await accessibility_problems(page)
+            except Exception:  # the page moved on or closed before axe finished: its next load is checked
+                return
+            self.problems.extend(f"{url}: axe {problem}" for problem in found)
+
+        def on_load(_: Any) -> None:
+            if page.url.startswith("http"):
+                self.checks.append(asyncio.ensure_future(check_accessibility(page.url)))
+
         page.on("console", on_console)
         page.on("response", on_response)
         page.on("pageerror", lambda exc: self.problems.append(f"{page.url}: {exc}"))
+        page.on("load", on_load)
 
     # ---- the preparer's side, through the JSON API ----------------------------------------------------
 
@@ -165,7 +195,8 @@ class Portal:
         return [d["id"] for d in response.json()["documents"] if d["name"] in names]
 
     async def outbox(self) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(base_url=self.url) as http:
+        # A generous read timeout: on a loaded CI machine the live server may take more than httpx's 5 s.
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
             response = await http.get("/api/dev/outbox")
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
@@ -211,12 +242,16 @@ async def portal(
         server = LiveServer(settings, port)
         await asyncio.to_thread(server.start)
         transport = httpx.ASGITransport(app=preparer_app, client=("192.0.2.10", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="https://portico.test") as preparer:
+        same_origin = {"sec-fetch-site": "same-origin"}  # what a browser sends on Portico's own requests
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://portico.test", headers=same_origin
+        ) as preparer:
             await login_preparer(preparer, make_preparer(resources))
-            portal = Portal(server.url, settings, resources, preparer, chromium)
+            portal = Portal(server.url, settings, resources, preparer, chromium, transport=transport)
             try:
                 yield portal
             finally:
+                await asyncio.gather(*portal.checks, return_exceptions=True)
                 for context in portal.contexts:  # no page keeps polling the server while it stops
                     await context.close()
                 await asyncio.to_thread(server.stop)
@@ -232,6 +267,33 @@ async def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     await check_layout(page, name)
+    found = await accessibility_problems(page)
+    assert not found, f"{name}: axe-core found serious or critical problems:\n" + "\n".join(found)
+
+
+# axe-core, from the axe-playwright-python wheel (test dependency); run through the DevTools protocol,
+# which the pages' Content-Security-Policy does not apply to. Runs on one page are queued: axe refuses
+# to start while it is already running.
+AXE_SOURCE = (package_files.files("axe_playwright_python") / "axe.min.js").read_text()
+AXE_RUN = """() => {
+  window.__axeQueue = (window.__axeQueue || Promise.resolve()).catch(() => null).then(() =>
+    axe.run(document, {resultTypes: ["violations"]}));
+  return window.__axeQueue.then((result) => result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3)
+      .map((n) => n.target.join(" ")).join(", ")}`));
+}"""
+
+
+async def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (Portico's pages: a PDF
+    shown in the browser's viewer is not one)."""
+    if await page.evaluate("() => document.contentType") != "text/html":
+        return []
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.evaluate(AXE_SOURCE)
+    found: list[str] = await page.evaluate(AXE_RUN)
+    return found
 
 
 async def check_layout(page: Page, name: str) -> None:
@@ -362,3 +424,13 @@ async def draw_with_finger(page: Page) -> None:
 async def save_signature(page: Page) -> None:
     await page.get_by_role("button", name="Save").click()
     await expect(page.locator("[data-pad-status]")).to_have_text("Signature saved")
+    await agree_to_sign_electronically(page)
+
+
+async def agree_to_sign_electronically(page: Page) -> None:
+    """Signing needs the consent to sign electronically: from the signature page, read it and agree."""
+    consent = page.get_by_role("link", name="Read the consent")
+    if await consent.count():
+        await consent.click()
+        await page.get_by_role("button", name="I agree").click()
+        await expect(page.get_by_text("Thank you: you agreed to sign electronically.")).to_be_visible()

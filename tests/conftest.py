@@ -18,10 +18,10 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
 from core.config import Settings
 from core.context import Resources
 from core.crypto import Cipher
+from portico.app import create_app
 from workflows.client import data_converter
 
 BIN = Path(sys.executable).parent
@@ -149,9 +149,9 @@ class Api:
 
     def client(self, ip: str = "198.51.100.7") -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=(ip, 40000))  # type: ignore[arg-type]
-        return httpx.AsyncClient(
-            transport=transport, base_url="https://portico.test", headers={"user-agent": "pytest-portico"}
-        )
+        # What a browser sends on Portico's own pages' requests (the API refuses cross-site ones).
+        headers = {"user-agent": "pytest-portico", "sec-fetch-site": "same-origin"}
+        return httpx.AsyncClient(transport=transport, base_url="https://portico.test", headers=headers)
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ class Invited:
 
 
 async def invite_by_email(
-    preparer: httpx.AsyncClient, taxpayer: dict[str, str] = TAXPAYER
+    preparer: httpx.AsyncClient, taxpayer: dict[str, str] = TAXPAYER, tax_year: int = 2025
 ) -> tuple[int, str]:
     """A new engagement for `taxpayer`, invited by email: its id, and the link's token once it went out."""
-    created = await preparer.post("/api/engagements", json={"tax_year": 2025, "taxpayer": taxpayer})
+    created = await preparer.post("/api/engagements", json={"tax_year": tax_year, "taxpayer": taxpayer})
     assert created.status_code == 201, created.text
     engagement_id: int = created.json()["id"]
     sent = await preparer.post(f"/api/engagements/{engagement_id}/invite", json={"channel": "email"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,8 @@ import httpx
 from preparer_steps import Authenticator, api_enrol
 from sqlmodel import Session
 
-from core.cli import _add_preparer
 from core.context import Resources
+from portico.cli import _add_preparer
 
 TAXPAYER = {
     "first_name": "Shelby",
@@ -61,11 +62,19 @@ async def outbox(http: httpx.AsyncClient) -> list[dict[str, Any]]:
     return response.json()  # type: ignore[no-any-return]
 
 
-async def latest(http: httpx.AsyncClient, purpose: str, destination: str) -> dict[str, Any]:
-    for message in await outbox(http):
-        if message["purpose"] == purpose and message["destination"] == destination:
-            return message
-    raise AssertionError(f"no {purpose} message to {destination}")
+async def latest(
+    http: httpx.AsyncClient, purpose: str, destination: str, timeout: float = 20
+) -> dict[str, Any]:
+    """The newest message of a purpose to a destination, waiting for it: the workflow sends
+    messages from an activity, so the stage can move a moment before the message is in the outbox."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for message in await outbox(http):
+            if message["purpose"] == purpose and message["destination"] == destination:
+                return message
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no {purpose} message to {destination}")
+        await asyncio.sleep(0.1)
 
 
 def invite_token(message: dict[str, Any]) -> str:
@@ -110,6 +119,14 @@ async def register_and_verify(person: Person, token: str, outbox_reader: httpx.A
     assert response.status_code == 200, response.text
     code = code_in(await latest(outbox_reader, "code", person.data["email"]))
     response = await person.http.post("/api/taxpayer/verify", json={"code": code})
+    assert response.status_code == 200, response.text
+    await agree_to_sign_electronically(person.http)
+
+
+async def agree_to_sign_electronically(http: httpx.AsyncClient) -> None:
+    """The consent to sign electronically (ESIGN Act) that signing needs, to the text's current version."""
+    version = (await http.get("/api/taxpayer/consent")).json()["version"]
+    response = await http.post("/api/taxpayer/consent", json={"version": version})
     assert response.status_code == 200, response.text
 
 

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,17 +17,32 @@ from PIL import Image, ImageChops
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pypdf import PdfReader, PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    NameObject,
+    TextStringObject,
+)
 from reportlab.lib.pagesizes import LETTER
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas
 
 
-def make_pdf(pages: int = 2, title: str = "Form 8879") -> bytes:
-    """A small text-only PDF; invariant=1 keeps the bytes identical between runs."""
+def make_pdf(pages: int = 2, title: str = "Form 8879", sign_lines: bool = True) -> bytes:
+    """A small text-only PDF; invariant=1 keeps the bytes identical between runs. With `sign_lines`, its
+    last page prints the taxpayer's and the spouse's signature lines, where Portico finds their places."""
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
     pdf.setTitle(title)
     for number in range(1, pages + 1):
         pdf.drawString(72, 720, f"{title} - page {number} of {pages}")
+        if sign_lines and number == pages:
+            for label, y in (("Taxpayer's signature", 200), ("Spouse's signature", 140)):
+                pdf.drawString(72, y, label)
+                pdf.line(190, y - 2, 400, y - 2)
+                pdf.drawString(420, y, "Date")
+                pdf.line(450, y - 2, 540, y - 2)
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
@@ -89,6 +105,41 @@ def make_certified_pdf(signer: signers.Signer) -> bytes:
     )
     output = signers.sign_pdf(writer, meta, signer=signer, bytes_reserved=16384)
     return bytes(output.getvalue())
+
+
+def _written(writer: PdfWriter) -> bytes:
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def make_indirect_launch_pdf() -> bytes:
+    """An /OpenAction that launches a program, its action name written indirectly (`/S 7 0 R`), which a
+    check comparing `/S` to a name without resolving the reference misses."""
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf(pages=1)))
+    launch = writer._add_object(NameObject("/Launch"))
+    writer._root_object[NameObject("/OpenAction")] = DictionaryObject(
+        {NameObject("/S"): launch, NameObject("/F"): TextStringObject("C:\\Windows\\System32\\calc.exe")}
+    )
+    return _written(writer)
+
+
+def make_xfa_pdf() -> bytes:
+    """A PDF whose AcroForm carries an XFA form (the pages are drawn from the XML when it is opened)."""
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf(pages=1)))
+    xml = DecodedStreamObject()
+    xml.set_data(b'<xdp:xdp xmlns:xdp="http://ns.adobe.com/xdp/"><template/></xdp:xdp>')
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject(
+        {NameObject("/Fields"): ArrayObject(), NameObject("/XFA"): writer._add_object(xml)}
+    )
+    return _written(writer)
+
+
+def make_embedded_file_pdf() -> bytes:
+    """A PDF with a file attached inside it (an /EmbeddedFiles name tree), here a renamed executable."""
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf(pages=1)))
+    writer.add_attachment("w2-viewer.exe", make_exe())
+    return _written(writer)
 
 
 def page_count(pdf: bytes) -> int:
@@ -192,6 +243,14 @@ def changed_area(before: Image.Image, after: Image.Image) -> tuple[tuple[int, in
     return changed.getbbox(), changed.histogram()[255]
 
 
+def ink_in(before: Image.Image, after: Image.Image, box: tuple[float, float, float, float]) -> int:
+    """Pixels drawn between two 72-dpi renderings inside (x0, y0, x1, y1), points from the lower left."""
+    x0, y0, x1, y1 = box
+    crop = (int(x0), int(before.height - y1), int(x1) + 1, int(before.height - y0) + 1)
+    difference = ImageChops.difference(before.convert("L").crop(crop), after.convert("L").crop(crop))
+    return difference.point(lambda v: 255 if v > 40 else 0).histogram()[255]
+
+
 def box_in_pixels(
     box: tuple[float, float, float, float], page_height: float, dpi: int = 144
 ) -> tuple[float, float, float, float]:
@@ -212,3 +271,166 @@ def page_text(pdf: bytes, page: int) -> str:
             check=True, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         return done.stdout
+
+
+# ---- forms with printed signature lines (no form fields), as tax software prints them ----------------------
+
+
+@dataclass(frozen=True)
+class SignLine:
+    """Where a form prints one signer's line, in upright (displayed) page space: x0..x1 at height y."""
+
+    role: str
+    kind: str  # "signature" or "date"
+    page: int
+    x0: float
+    x1: float
+    y: float
+
+
+@dataclass(frozen=True)
+class PrintedForm:
+    pdf: bytes
+    lines: tuple[SignLine, ...]
+    rotate: int = 0
+    size: tuple[float, float] = (612.0, 792.0)  # the page's own (unrotated) width and height
+
+    def line(self, role: str, kind: str = "signature") -> SignLine:
+        return next(line for line in self.lines if line.role == role and line.kind == kind)
+
+
+_FONTS = ("Helvetica", "Times-Roman", "Courier")
+
+
+def _upright(pdf: canvas.Canvas, rotate: int, size: tuple[float, float]) -> None:
+    """Draw in upright displayed space on a page whose /Rotate is `rotate` (as landscape forms do)."""
+    width, height = size
+    if rotate == 90:
+        pdf.translate(width, 0)
+        pdf.rotate(90)
+    elif rotate == 180:
+        pdf.translate(width, height)
+        pdf.rotate(180)
+    elif rotate == 270:
+        pdf.translate(0, height)
+        pdf.rotate(270)
+
+
+def print_form_8879(
+    *,
+    joint: bool = True,
+    font: str = "Helvetica",
+    rotate: int = 0,
+    page: int = 1,
+    top: float = 300.0,
+    left: float = 54.0,
+    taxpayer_label: str = "Your signature",
+    client_text: str = "Jordan A. Rivera  XXX-XX-1234",
+) -> PrintedForm:
+    """Form 8879's Part II as tax software prints it: "Your signature >" and "Date >" on one ruled line.
+
+    `page` puts Part II on that page (earlier pages are the return); `top` moves it up and down."""
+    size = (612.0, 792.0)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=size, invariant=1)
+    lines: list[SignLine] = []
+    for number in range(1, page + 1):
+        pdf.saveState()
+        _upright(pdf, rotate, size)
+        display_width = size[1] if rotate in (90, 270) else size[0]
+        right = display_width - 54
+        pdf.setFont("Helvetica-Bold", 14)
+        pdf.drawString(
+            left,
+            top + 380,
+            "Form 8879  IRS e-file Signature Authorization" if number == page else "Form 1040",
+        )
+        pdf.setFont(font, 9)
+        pdf.drawString(left, top + 350, f"Taxpayer's name: {client_text}")
+        if number == page:
+            pdf.drawString(left, top + 120, "Part II  Taxpayer Declaration and Signature Authorization")
+            rows = [("taxpayer", taxpayer_label, top)]
+            if joint:
+                rows.append(("spouse", "Spouse's signature", top - 90))
+            for role, text, y in rows:
+                pdf.drawString(
+                    left, y + 40, "I authorize ERO firm name to enter or generate my PIN as my signature."
+                )
+                pdf.drawString(left, y, f"{text} >")
+                date_x = right - 150
+                pdf.drawString(date_x, y, "Date >")
+                pdf.setLineWidth(0.5)
+                pdf.line(left, y - 3, right, y - 3)
+                label_end = left + stringWidth(f"{text} >", font, 9)
+                lines.append(SignLine(role, "signature", number, label_end, date_x, y - 3))
+                lines.append(
+                    SignLine(role, "date", number, date_x + stringWidth("Date >", font, 9), right, y - 3)
+                )
+        pdf.restoreState()
+        pdf.showPage()
+    pdf.save()
+    return PrintedForm(_rotated(buffer.getvalue(), rotate), tuple(lines), rotate, size)
+
+
+def _rotated(pdf: bytes, rotate: int) -> bytes:
+    """Set every page's /Rotate (reportlab's own setting also swaps the media box, which forms do not)."""
+    if not rotate:
+        return pdf
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    for page in writer.pages:
+        page.rotation = rotate
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def make_engagement_letter(*, joint: bool = True, font: str = "Times-Roman") -> PrintedForm:
+    """An engagement letter's close: a line, "Taxpayer's signature" printed under it, "Date" beside."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
+    pdf.setFont(font, 11)
+    pdf.drawString(72, 700, "Engagement letter: 2026 individual income tax return")
+    pdf.drawString(72, 680, "Please sign below to confirm the terms of this engagement.")
+    lines: list[SignLine] = []
+    rows = [("taxpayer", "Taxpayer's signature", 300.0)]
+    if joint:
+        rows.append(("spouse", "Spouse's signature", 220.0))
+    for role, text, y in rows:
+        pdf.setLineWidth(0.7)
+        pdf.line(72, y, 330, y)
+        pdf.line(380, y, 540, y)
+        pdf.drawString(72, y - 13, text)
+        pdf.drawString(380, y - 13, "Date")
+        lines.append(SignLine(role, "signature", 1, 72, 330, y))
+        lines.append(SignLine(role, "date", 1, 380, 540, y))
+    pdf.showPage()
+    pdf.save()
+    return PrintedForm(buffer.getvalue(), tuple(lines))
+
+
+def make_form_1040_sign_here(*, joint: bool = True) -> PrintedForm:
+    """Form 1040's "Sign Here": each label heads a ruled cell; the signature goes in the cell beneath it."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=LETTER, invariant=1)
+    pdf.setFont("Helvetica-Bold", 12)
+    pdf.drawString(36, 740, "Form 1040  U.S. Individual Income Tax Return 2026")
+    pdf.setFont("Helvetica", 7)
+    lines: list[SignLine] = []
+    rows = [("taxpayer", "Your signature", 200.0)]
+    if joint:
+        rows.append(("spouse", "Spouse's signature. If a joint return, both must sign.", 168.0))
+    pdf.drawString(
+        92, 232, "Under penalties of perjury, I declare that I have examined this return and accompanying"
+    )
+    pdf.setLineWidth(0.5)
+    pdf.line(90, 228, 576, 228)
+    for role, text, y in rows:
+        pdf.drawString(92, y + 18, text)
+        pdf.drawString(330, y + 18, "Date")
+        pdf.drawString(390, y + 18, "Occupation")
+        pdf.line(90, y - 4, 576, y - 4)
+        lines.append(SignLine(role, "signature", 1, 92, 326, y - 4))
+        lines.append(SignLine(role, "date", 1, 330, 386, y - 4))
+    pdf.showPage()
+    pdf.save()
+    return PrintedForm(buffer.getvalue(), tuple(lines))

@@ -12,9 +12,9 @@ import httpx
 import pyotp
 from sqlmodel import Session, select
 
-from core.cli import _add_preparer
 from core.context import Resources
 from core.models import Preparer, PreparerMfa, utcnow
+from portico.cli import _add_preparer
 
 PASSWORD = "correct horse battery staple"
 

@@ -66,6 +66,7 @@ class Stack:
         }
         self.kills: Counter[str] = Counter()
         self.starts: Counter[str] = Counter()
+        self.migrated = False
 
     @property
     def base_url(self) -> str:
@@ -78,6 +79,17 @@ class Stack:
         self.processes[name] = process
         self.starts[name] += 1
         return process
+
+    def migrate(self) -> None:
+        """What the compose file's `migrate` service does: the API and worker refuse an older schema."""
+        if not self.migrated:
+            subprocess.run(
+                [sys.executable, "-m", "portico.cli", "db", "upgrade"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+            )
+            self.migrated = True
 
     def start(self, name: str) -> None:
         if name == "temporal":
@@ -102,14 +114,16 @@ class Stack:
             )
             wait_for_port(self.temporal_port, process)
         elif name == "worker":
-            self._spawn("worker", [sys.executable, "-m", "core.cli", "worker"])
+            self.migrate()
+            self._spawn("worker", [sys.executable, "-m", "portico.cli", "worker"])
         elif name == "api":
+            self.migrate()
             process = self._spawn(
                 "api",
                 [
                     sys.executable,
                     "-m",
-                    "core.cli",
+                    "portico.cli",
                     "api",
                     "--host",
                     "127.0.0.1",

@@ -33,35 +33,39 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.types import (
+    AccountToLink,
+    CreateAccount,
+    DocumentSpec,
+    MarkVerified,
+    MessageRequest,
+    MessageResult,
+    PublishDocuments,
+    SealDocuments,
+    SealResult,
+    SignRequest,
+    SignResult,
+    StoreSignatureImage,
+    Transition,
+)
 from core.actor import Actor
 from workflows.engagement import EngagementWorkflow
 from workflows.types import (
     Cancel,
     CodeSent,
-    CreateAccount,
-    DocumentSpec,
     EngagementInput,
     EngagementState,
     InviteResult,
-    MarkVerified,
-    MessageRequest,
-    MessageResult,
-    PublishDocuments,
+    LinkAccount,
     Register,
     RegisterResult,
     RequestCode,
     SaveSignature,
     Schedule,
-    SealDocuments,
-    SealResult,
     SendDocuments,
     SendInvite,
     SignDocument,
     SignerProfile,
-    SignRequest,
-    SignResult,
-    StoreSignatureImage,
-    Transition,
     VerifyCode,
     VerifyResult,
 )
@@ -127,6 +131,7 @@ class FakeActivities:
     messages: list[SentMessage] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     accounts: list[CreateAccount] = field(default_factory=list)
+    links: list[AccountToLink] = field(default_factory=list)
     verifications: list[MarkVerified] = field(default_factory=list)
     published: list[PublishDocuments] = field(default_factory=list)
     signature_images: list[StoreSignatureImage] = field(default_factory=list)
@@ -163,6 +168,10 @@ class FakeActivities:
     async def create_account(self, req: CreateAccount) -> int:
         self.accounts.append(req)
         return 100 + len(self.accounts)
+
+    @activity.defn(name="link_account")
+    async def link_account(self, req: AccountToLink) -> None:
+        self.links.append(req)
 
     @activity.defn(name="mark_verified")
     async def mark_verified(self, req: MarkVerified) -> None:
@@ -208,6 +217,7 @@ class FakeActivities:
             self.send_message,
             self.record_transition,
             self.create_account,
+            self.link_account,
             self.mark_verified,
             self.publish_documents,
             self.store_signature_image,
@@ -300,6 +310,25 @@ class Engagement:
                 password_hash="argon2-hash",
                 email=f"{role}@example.test",
                 phone="+17025550197",
+                actor=actor_for(role),
+            ),
+        )
+
+    async def link(
+        self, role: str = "taxpayer", *, identity_digest: str | None = None, account_id: int = 41
+    ) -> RegisterResult:
+        """A returning client's existing account accepts this invitation (`link_account`)."""
+        profile = self.profiles[role]
+        invite_seq = (await self.status()).signers[role].invite_seq
+        return await self.handle.execute_update(
+            EngagementWorkflow.link_account,
+            LinkAccount(
+                role=role,
+                invite_seq=invite_seq,
+                identity_digest=identity_digest or profile.identity_digest,
+                email_digest=profile.email_digest or "",
+                phone_digest="",
+                account_id=account_id,
                 actor=actor_for(role),
             ),
         )

@@ -1,4 +1,4 @@
-"""Server-rendered pages (Jinja2 + htmx). The portal pages build on the API's rules (`api.services`)."""
+"""Server-rendered pages (Jinja2 + htmx). The portal pages build on the API's rules (`services`)."""
 
 from pathlib import Path
 

@@ -1,35 +1,34 @@
 """Pages before the portal: invitation + registration, verification, login (with a code from a new
-browser), logout. Every rule comes from `api.services`; these handlers render and redirect."""
+browser), logout. Every rule comes from `services`; these handlers render and redirect."""
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 
-from activities.outbox import Outbox
-from api import workflow_calls
-from api.deps import ResourcesDep, SessionDep, TemporalDep
-from api.schemas import RegisterIn
-from api.services import ServiceError, accounts, new_device, throttling
-from api.services.accounts import channels
-from api.services.throttled_step import Step, throttled_step
-from core.identity import format_phone
+from core.account_emails import as_email
+from core.context import Resources
 from core.models import Engagement, Firm, Signer, TaxpayerAccount, utcnow
 from core.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
-from web.rendering import AnyUser, PortalUser, render, safe_next, templates
+from services import ServiceError, accounts, new_device, returning_clients, throttling, workflow_calls
+from services.accounts import channels
+from services.deps import OutboxDep, ResourcesDep, SessionDep, TemporalDep
+from services.schemas import RegisterIn
+from services.throttled_step import Step, throttled_step
+from web.rendering import AnyUser, PortalUser, render, safe_next
 from web.security import check_csrf
+from web.toolkit import next_param, see_other, with_refusal_headers
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
-# Phone numbers as people write them, `(702) 555-0197`; the database keeps E.164 (the Account page).
-templates.env.filters["phone"] = format_phone
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 REGISTER_FIELDS = ("username", "email", "phone", "last_name", "ssn_last4")
 FIELD_HELP = {
@@ -42,10 +41,6 @@ FIELD_HELP = {
 }
 
 
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 # ---- invitation and registration ---------------------------------------------------------------------
 
 
@@ -54,7 +49,7 @@ async def invitation(
     token: str, request: Request, db: SessionDep, resources: ResourcesDep, client: TemporalDep
 ) -> Response:
     try:
-        info, _ = await accounts.invitation_state(db, resources, client, token)
+        info, _ = await returning_clients.invitation_for(db, resources, client, token)
     except ServiceError as exc:
         return render(request, "invite.html", {"problem": exc.message}, exc.status_code)
     context = {
@@ -128,7 +123,7 @@ async def register(
             else:
                 try:
                     account, signer = await accounts.register(db, resources, client, request, token, body)
-                except HTTPException as exc:  # ours, and the workflow's refusals (a locked link: 409)
+                except ServiceError as exc:  # ours, and the workflow's refusals (a locked link: 409)
                     step.failed(exc)
                     at: str | None = getattr(exc, "field", None)
                     if at:
@@ -139,6 +134,30 @@ async def register(
                     response = see_other("/portal/verify")
                     accounts.start_session(db, resources, request, response, account, signer, "registration")
                     return response
+    refused = RegistrationRefused(values, errors, form_error, status_code, bool(password), step.refusal)
+    return await _registration_again(request, db, resources, client, token, refused)
+
+
+@dataclass(frozen=True)
+class RegistrationRefused:
+    """A registration that did not go through, as the page shows it again."""
+
+    values: dict[str, str]
+    errors: dict[str, str]
+    form_error: str | None
+    status_code: int
+    password_typed: bool
+    throttled: ServiceError | None
+
+
+async def _registration_again(
+    request: Request,
+    db: Session,
+    resources: Resources,
+    client: Client,
+    token: str,
+    r: RegistrationRefused,
+) -> Response:
     try:
         info, _ = await accounts.invitation_state(db, resources, client, token)
     except ServiceError as exc:
@@ -147,22 +166,15 @@ async def register(
         "info": info,
         "firm_name": info.firm_name,
         "token": token,
-        "values": values,
-        "errors": errors,
-        "form_error": form_error,
+        "values": r.values,
+        "errors": r.errors,
+        "form_error": r.form_error,
         # The password is never sent back into the page, so its checklist starts again from empty.
-        "checks": password_checklist("", values["username"], values["email"]),
-        "retype_password": bool(password),
-        "throttled": step.refusal.message if step.refusal else None,
+        "checks": password_checklist("", r.values["username"], r.values["email"]),
+        "retype_password": r.password_typed,
+        "throttled": r.throttled.message if r.throttled else None,
     }
-    return _with_retry_after(render(request, "invite.html", context, status_code), step.refusal)
-
-
-def _with_retry_after(response: Response, refusal: ServiceError | None) -> Response:
-    """A throttled form's page carries the API's `Retry-After` header too."""
-    if refusal is not None and refusal.headers:
-        response.headers.update(refusal.headers)
-    return response
+    return with_refusal_headers(render(request, "invite.html", context, r.status_code), r.throttled)
 
 
 # ---- verification (the workflow's code) ----------------------------------------------------------------
@@ -224,10 +236,10 @@ async def send_verify_code(
     async with throttled_step(request, throttling.CODE_SEND) as step:  # as POST /api/taxpayer/code
         if step.refusal is not None:
             page = await _verify_page(request, user, resources, client, step.refusal.message, 429)
-            return _with_retry_after(page, step.refusal)
+            return with_refusal_headers(page, step.refusal)
         try:
             await accounts.request_code(client, request, user.signer, channel)
-        except HTTPException as exc:  # the workflow's refusals (cooldown, lock) and ours
+        except ServiceError as exc:  # the workflow's refusals (cooldown, lock) and ours
             step.failed(exc)
             return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
     return see_other("/portal/verify")
@@ -259,17 +271,18 @@ async def verify(
     async with throttled_step(request, throttling.CODE) as step:  # as POST /api/taxpayer/verify
         if step.refusal is not None:
             page = await _verify_page(request, user, resources, client, step.refusal.message, 429)
-            return _with_retry_after(page, step.refusal)
+            return with_refusal_headers(page, step.refusal)
         digits = six_digits(code)
         if digits is None:
             step.refuse()
             return await _verify_page(request, user, resources, client, "Enter the 6-digit code.", 422)
         try:
             await accounts.verify_code(client, request, resources, user.signer, digits)
-        except HTTPException as exc:
+        except ServiceError as exc:
             step.failed(exc)
             return await _verify_page(request, user, resources, client, str(exc.detail), exc.status_code)
     response = see_other("/portal?m=verified")
+    accounts.rotate_session(db, resources, request, response, user.account)
     if remember_device:
         new_device.remember(db, request, response, resources, user.account.id or 0)
     return response
@@ -287,7 +300,28 @@ def cancel_verification(request: Request, db: SessionDep, resources: ResourcesDe
 
 @router.get("/portal/login")
 def login_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", {"next": safe_next(next), "values": {}})
+    return render(request, "login.html", {"next": safe_next(next), "values": {}, "step": "login"})
+
+
+# A user name as registration allows it (`RegisterIn`), or anything with an @ (checked as an address).
+_LOGIN_SHAPE = re.compile(r"^[A-Za-z0-9._@+-]{3,64}$")
+
+
+@router.post("/portal/login/continue")
+def login_continue(
+    request: Request,
+    login: Annotated[str, Form(max_length=254)] = "",
+    next: Annotated[str, Form()] = "/portal",
+) -> Response:
+    """Step 1 of 2: the password step follows for any well-formed login, whether or not an account uses
+    it (nothing is looked up here), so the answer tells nobody whether an address has an account."""
+    typed = login.strip()
+    context = {"next": safe_next(next), "values": {"login": typed}}
+    well_formed = as_email(typed) is not None if "@" in typed else bool(_LOGIN_SHAPE.match(typed))
+    if not well_formed:
+        error = "Enter your email address or user name."
+        return render(request, "login.html", {**context, "step": "login", "error": error}, 422)
+    return render(request, "login.html", {**context, "step": "password"})
 
 
 @router.post("/portal/login")
@@ -295,25 +329,28 @@ async def login(
     request: Request,
     db: SessionDep,
     resources: ResourcesDep,
+    login: Annotated[str, Form(max_length=254)] = "",
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=256)] = "",
     next: Annotated[str, Form()] = "/portal",
 ) -> Response:
     target = safe_next(next)
+    typed = login or username  # `username`: the one-step form of earlier releases
     async with throttled_step(request, throttling.TAXPAYER_LOGIN) as step:  # as POST /api/taxpayer/login
         refusal = step.refusal
         if refusal is None:
             try:
                 # argon2 verification is slow by design: off the event loop.
                 account, signer = await run_in_threadpool(
-                    accounts.check_password, db, request, username, password
+                    accounts.check_password, db, request, typed, password
                 )
             except ServiceError as exc:
                 step.refuse()
                 refusal = exc
     if refusal is not None:
-        context = {"next": target, "values": {"username": username}, "error": refusal.message}
-        return _with_retry_after(render(request, "login.html", context, refusal.status_code), refusal)
+        context = {"next": target, "values": {"login": typed.strip()}, "error": refusal.message}
+        page = render(request, "login.html", {**context, "step": "password"}, refusal.status_code)
+        return with_refusal_headers(page, refusal)
     return await run_in_threadpool(_logged_in, request, db, resources, account, signer, target)
 
 
@@ -334,7 +371,7 @@ def _logged_in(
         response = see_other(target)
         accounts.start_session(db, resources, request, response, account, signer, "password")
         return response
-    response = see_other(f"/portal/login/code?next={target}")
+    response = see_other(f"/portal/login/code?next={next_param(target)}")
     new_device.start_attempt(db, request, response, resources, account)
     return response
 
@@ -375,7 +412,8 @@ def firm_name_of(db: SessionDep, signer: Signer) -> str:
 
 
 def _expired_login(request: Request, exc: ServiceError) -> Response:
-    return render(request, "login.html", {"next": "/portal", "values": {}, "error": exc.message}, 401)
+    context = {"next": "/portal", "values": {}, "error": exc.message, "step": "login"}
+    return render(request, "login.html", context, 401)
 
 
 def _pending_login(
@@ -390,7 +428,7 @@ def _pending_login(
         return _expired_login(request, exc)
     if step.refusal is not None:
         page = _login_code_page(request, db, resources, pending, target, step.refusal.message, 429)
-        return _with_retry_after(page, step.refusal)
+        return with_refusal_headers(page, step.refusal)
     return pending
 
 
@@ -428,7 +466,7 @@ async def send_login_code(
         except ServiceError as exc:
             step.failed(exc)
             return _login_code_page(request, db, resources, pending, target, exc.message, exc.status_code)
-    return see_other(f"/portal/login/code?next={target}")
+    return see_other(f"/portal/login/code?next={next_param(target)}")
 
 
 @router.post("/portal/login/code")

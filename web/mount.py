@@ -1,33 +1,36 @@
-"""Adds the taxpayer portal to the FastAPI app: page routes, security headers, login redirects."""
+"""Adds the pages to the FastAPI app: the taxpayer portal and the preparer workspace, security headers,
+login redirects."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI
 
-from web import account_pages, portal_pages
-from web.rendering import LoginRequired, VerificationRequired
+from web import (
+    account_pages,
+    client_hub_pages,
+    consent_pages,
+    notification_pages,
+    password_reset_pages,
+    portal_pages,
+    preparer,
+    returning_pages,
+    security_pages,
+)
+from web.preparer import placement_pages
 from web.security import SecurityHeaders
+from web.toolkit import LoginRequired, redirect_to_login
 
 
-def _redirect(request: Request, url: str) -> Response:
-    if request.headers.get("hx-request") == "true":  # htmx follows this header with a full page load
-        return Response(status_code=204, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
-
-
-async def _login_required(request: Request, exc: Exception) -> Response:
-    target = exc.next_url if isinstance(exc, LoginRequired) else "/portal"
-    return _redirect(request, f"/portal/login?next={target}")
-
-
-async def _verification_required(request: Request, exc: Exception) -> Response:
-    return _redirect(request, "/portal/verify")
-
-
-def install_portal(app: FastAPI) -> None:
+def install_pages(app: FastAPI) -> None:
     app.include_router(account_pages.router)
+    app.include_router(password_reset_pages.router)
     app.include_router(portal_pages.router)
-    app.add_exception_handler(LoginRequired, _login_required)
-    app.add_exception_handler(VerificationRequired, _verification_required)
+    app.include_router(consent_pages.router)
+    app.include_router(security_pages.router)
+    app.include_router(client_hub_pages.router)
+    app.include_router(returning_pages.router)
+    app.include_router(notification_pages.router)
+    app.include_router(preparer.router)
+    app.include_router(placement_pages.router)
+    app.add_exception_handler(LoginRequired, redirect_to_login)
     app.add_middleware(SecurityHeaders)

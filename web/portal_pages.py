@@ -1,4 +1,4 @@
-"""The portal itself: home, My Files, Files From My Preparer, Edit Signature, Messages, Account.
+"""The portal itself: My Files, Edit Signature, Messages, Account (home and Documents: client_hub_pages).
 
 Each state-changing handler answers htmx/fetch requests with a fragment or JSON, and a plain form post
 with a redirect, so every page also works without JavaScript (except drawing the signature).
@@ -7,52 +7,42 @@ with a redirect, so every page also works without JavaScript (except drawing the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
-from activities.outbox import Outbox
-from api.deps import ResourcesDep, SessionDep, TemporalDep
-from api.documents import chat_of, documents_of, download
-from api.schemas import DocumentOut
-from api.services import ServiceError, account_changes, new_device, portal
 from core.models import Direction
-from web.rendering import PortalUser, VerifiedUser, local_time, render
+from services import (
+    Refusal,
+    ServiceError,
+    account_changes,
+    consent,
+    new_device,
+    placements,
+    portal,
+    signature_images,
+)
+from services.context import TaxpayerContext
+from services.deps import ResourcesDep, SessionDep
+from services.documents import chat_of, documents_of, download
+from web.rendering import PortalContext, PortalUser, VerifiedUser, render
 from web.security import check_csrf
+from web.security_view import SECURITY_NOTICES, security_view
+from web.toolkit import form_problem, is_htmx, see_other, with_refusal_headers
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-# ---- home ----------------------------------------------------------------------------------------------
-
-
-@router.get("")
-def home(request: Request, user: VerifiedUser, db: SessionDep) -> Response:
-    overview = portal.overview(db, user.signer, user.co_signer_names)
-    latest = chat_of(db, user.signer.engagement_id, last=1)
-    return render(request, "home.html", {"user": user, "o": overview, "latest": latest, "page": "home"})
-
-
 # ---- My Files --------------------------------------------------------------------------------------------
 
 
 def _files_context(db: SessionDep, user: PortalUser) -> dict[str, object]:
-    files = documents_of(db, user.signer.engagement_id, Direction.TO_PREPARER)
+    files = documents_of(db, user.signer.engagement_id, Direction.TO_PREPARER, viewer_role=user.role)
     by = portal.uploaders(db, user.signer.engagement_id)
     names = {user.role: "You", **user.co_signer_names}
     return {
@@ -77,108 +67,64 @@ def my_files_list(request: Request, user: VerifiedUser, db: SessionDep) -> Respo
 async def upload(
     request: Request,
     user: VerifiedUser,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
+    ctx: PortalContext,
     files: Annotated[list[UploadFile], File()],
+    private: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
+    db = ctx.db
     try:
-        stored = await portal.store_uploads(db, resources, client, request, user.signer, files)
-    except HTTPException as exc:
+        stored = await portal.store_uploads(ctx, files, private=private == "on")
+    except ServiceError as exc:
         if _wants_json(request):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
         context = {**_files_context(db, user), "error": exc.detail}
         return render(request, "files.html", context, exc.status_code)
     if _wants_json(request):
         return JSONResponse({"message": "Uploaded", "count": len(stored)}, status_code=201)
-    return _see_other("/portal/files?m=uploaded")
+    return see_other("/portal/files?m=uploaded")
 
 
-# ---- Files From My Preparer ------------------------------------------------------------------------------
-
-
-@dataclass
-class DocumentRow:
-    doc: DocumentOut
-    sent: str
-    mine: str  # "sign", "signed", "signature-first", "not-needed"
-    others: list[tuple[str, bool]] = field(default_factory=list)  # co-signer name, signed?
-    error: str | None = None
-
-
-def _row(doc: DocumentOut, user: PortalUser, error: str | None = None) -> DocumentRow:
-    mine = "not-needed"
-    others = []
-    for sig in doc.signatures:
-        if sig.role == user.role:
-            if sig.signed_at is not None:
-                mine = "signed"
-            else:
-                mine = "sign" if user.signer.signature_key else "signature-first"
-        else:
-            others.append(
-                (user.co_signer_names.get(sig.role, sig.role.capitalize()), sig.signed_at is not None)
-            )
-    return DocumentRow(doc, local_time(doc.created_at, user.signer.time_zone), mine, others, error)
-
-
-def _rows(db: SessionDep, user: PortalUser) -> list[DocumentRow]:
-    docs = documents_of(db, user.signer.engagement_id, Direction.TO_CLIENT)
-    return [_row(d, user) for d in reversed(docs)]
-
-
-def _documents_context(db: SessionDep, user: PortalUser) -> dict[str, object]:
-    rows = _rows(db, user)
-    missing = sorted({name for r in rows for name, signed in r.others if not signed})
-    return {
-        "user": user,
-        "rows": rows,
-        "missing": missing,
-        "o": portal.overview(db, user.signer, user.co_signer_names),
-        "page": "documents",
-    }
-
-
-@router.get("/documents")
-def documents(request: Request, user: VerifiedUser, db: SessionDep) -> Response:
-    return render(request, "documents.html", _documents_context(db, user))
-
-
-@router.post("/documents/{document_id}/sign")
-async def sign(
-    document_id: int, request: Request, user: VerifiedUser, db: SessionDep, client: TemporalDep
-) -> Response:
-    error = None
-    try:
-        await portal.sign(db, client, request, user.signer, document_id)
-    except HTTPException as exc:
-        if exc.status_code == 404 or not _is_htmx(request):
-            context = {**_documents_context(db, user), "error": exc.detail}
-            return render(request, "documents.html", context, exc.status_code)
-        error = str(exc.detail)
-    if not _is_htmx(request):
-        return _see_other("/portal/documents?m=signed")
-    context = _documents_context(db, user)
-    row = next(r for r in _rows(db, user) if r.doc.id == document_id)
-    row.error = error
-    # The row, plus the summary above the table (out of band): both change when a document is signed.
-    return render(request, "_document_row.html", {**context, "row": row, "oob": True})
+# ---- a document, opened in the browser (the Documents page: web/client_hub_pages.py) -------------------
 
 
 @router.get("/documents/{document_id}/view")
-def view(
-    document_id: int, request: Request, user: VerifiedUser, db: SessionDep, resources: ResourcesDep
+async def view(
+    document_id: int, request: Request, user: VerifiedUser, ctx: PortalContext, pdf: bool = False
 ) -> Response:
-    doc = portal.view_document(db, request, user.signer, document_id)
-    return download(resources.store, doc)
+    """A document the client still has to sign: its pages with their places highlighted and a link to
+    the PDF (`?pdf=1`); any other document: the PDF itself."""
+    doc = portal.view_document(ctx, document_id)
+    if not pdf:
+        shown = await placements.where_to_sign(ctx, doc)
+        if shown is not None:
+            return render(request, "document_view.html", {"user": user, "doc": doc, "view": shown})
+    return download(ctx.resources.store, doc)
 
 
 # ---- Edit Signature ---------------------------------------------------------------------------------------
 
 
+def _signature_page(
+    request: Request, user: PortalUser, ctx: TaxpayerContext, problem: ServiceError | None = None, **form: str
+) -> Response:
+    """Edit Signature: draw, type or upload; the consent to sign electronically asked first if missing."""
+    context = {
+        "user": user,
+        "page": "signature",
+        "consented": consent.current(ctx) is not None,
+        "consent_changed": consent.asked_again(ctx),
+        "method": form.get("method") or "drawn",
+        "typed_name": form.get("typed_name", ""),
+        "error": problem.detail if problem else None,
+    }
+    notices = {"consent-agreed": "Thank you: you agreed to sign electronically."}
+    status = problem.status_code if problem else 200
+    return render(request, "signature.html", context, status, notices=notices)
+
+
 @router.get("/signature")
-def signature_page(request: Request, user: VerifiedUser) -> Response:
-    return render(request, "signature.html", {"user": user, "page": "signature"})
+def signature_page(request: Request, user: VerifiedUser, ctx: PortalContext) -> Response:
+    return _signature_page(request, user, ctx)
 
 
 @router.get("/signature.png")
@@ -196,16 +142,22 @@ def signature_image(user: VerifiedUser, resources: ResourcesDep) -> Response:
 async def save_signature(
     request: Request,
     user: VerifiedUser,
-    resources: ResourcesDep,
-    client: TemporalDep,
-    image: Annotated[UploadFile, File()],
+    ctx: PortalContext,
+    image: Annotated[UploadFile | None, File()] = None,
+    method: Annotated[str, Form(max_length=10)] = "drawn",
+    typed_name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    data = await image.read(portal.SIGNATURE_MAX_BYTES + 1)
+    """Drawn (JSON from the pad), typed or uploaded (the forms: JSON with fetch, a redirect without)."""
+    data = await image.read(signature_images.UPLOAD_MAX_BYTES + 1) if image is not None else b""
     try:
-        await portal.save_signature(resources, client, request, user.signer, data)
-    except HTTPException as exc:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-    return JSONResponse({"message": "Signature saved"})
+        await portal.save_signature(ctx, data, method=method, typed_name=typed_name)
+    except ServiceError as exc:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return _signature_page(request, user, ctx, exc, method=method, typed_name=typed_name)
+    if _wants_json(request):
+        return JSONResponse({"message": "Signature saved", "method": method})
+    return see_other("/portal/signature?m=signature-saved")
 
 
 # ---- Messages ----------------------------------------------------------------------------------------------
@@ -230,23 +182,23 @@ def message_feed(request: Request, user: VerifiedUser, db: SessionDep, after: in
 async def send_message(
     request: Request,
     user: VerifiedUser,
-    db: SessionDep,
-    client: TemporalDep,
+    ctx: PortalContext,
     body: Annotated[str, Form(max_length=6000)] = "",
 ) -> Response:
+    db = ctx.db
     try:
-        await portal.post_chat(db, client, request, user.signer, body)
-    except HTTPException as exc:
-        if _is_htmx(request):
+        await portal.post_chat(ctx, body)
+    except ServiceError as exc:
+        if is_htmx(request):
             return render(request, "_chat_error.html", {"error": exc.detail})
         chat = chat_of(db, user.signer.engagement_id)
         context = {"user": user, "chat": chat, "after": chat[-1].id if chat else 0, "error": exc.detail}
         return render(request, "messages.html", {**context, "page": "messages"}, exc.status_code)
-    if _is_htmx(request):
+    if is_htmx(request):
         response = render(request, "_chat_error.html", {"error": None})
         response.headers["HX-Trigger"] = "chat-sent"
         return response
-    return _see_other("/portal/messages")
+    return see_other("/portal/messages")
 
 
 # ---- Account: password, email address, phone number ----------------------------------------------------
@@ -255,6 +207,8 @@ ACCOUNT_NOTICES = {
     "password-changed": "Your password is changed. Every other device is logged out.",
     "email-changed": "Your email address is changed. Messages go there from now on.",
     "phone-changed": "Your phone number is changed. Texts go there from now on.",
+    "time-zone-changed": "Your time zone is saved. Times here are shown in it.",
+    **SECURITY_NOTICES,
 }
 CONTACT_KINDS = ("email", "phone")
 
@@ -263,62 +217,62 @@ def _account_page(
     request: Request,
     user: PortalUser,
     *,
+    ctx: TaxpayerContext,
     problem: ServiceError | None = None,
     form: str = "",
     pending: dict[str, str] | None = None,
 ) -> Response:
     """The Account page; `problem` is shown at the form (`form`) and field it concerns."""
     context = {
+        **security_view(ctx, request),
         "user": user,
         "page": "account",
         "email": account_changes.current_contact(user.account, user.signer, "email"),
         "phone": account_changes.current_contact(user.account, user.signer, "phone"),
-        "problem": problem,
-        "problem_form": form,
-        "problem_field": problem.field if problem else None,
+        **form_problem(problem, form),
         "pending": pending,
         "code_minutes": int(new_device.CODE_LIFETIME.total_seconds() // 60),
     }
-    notice = ACCOUNT_NOTICES.get(request.query_params.get("m", ""))
-    if notice:
-        context["notice"] = notice
-    response = render(request, "account.html", context, problem.status_code if problem else 200)
-    if problem is not None and problem.headers:
-        response.headers.update(problem.headers)  # Retry-After, when the login throttle answered
-    return response
+    status_code = problem.status_code if problem else 200
+    page = render(request, "account.html", context, status_code, notices=ACCOUNT_NOTICES)
+    return with_refusal_headers(page, problem)
 
 
 @router.get("/account")
-def account_page(request: Request, user: VerifiedUser) -> Response:
-    return _account_page(request, user)
+def account_page(request: Request, user: VerifiedUser, ctx: PortalContext) -> Response:
+    return _account_page(request, user, ctx=ctx)
 
 
 @router.post("/account/password")
 async def change_password(
     request: Request,
     user: VerifiedUser,
-    db: SessionDep,
-    resources: ResourcesDep,
-    outbox: OutboxDep,
+    ctx: PortalContext,
     current_password: Annotated[str, Form(max_length=256)] = "",
     new_password: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
-    response = _see_other("/portal/account?m=password-changed")
+    response = see_other("/portal/account?m=password-changed")
     try:
         await account_changes.change_password(
-            db,
-            resources,
-            request,
-            response,
-            outbox,
-            user.account,
-            user.signer,
-            current_password,
-            new_password,
+            ctx, request, response, current=current_password, new=new_password
         )
     except ServiceError as exc:
-        return _account_page(request, user, problem=exc, form="password")
+        return _account_page(request, user, ctx=ctx, problem=exc, form="password")
     return response
+
+
+@router.post("/account/time-zone")
+async def change_time_zone(
+    request: Request,
+    user: VerifiedUser,
+    ctx: PortalContext,
+    time_zone: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    try:
+        await account_changes.change_time_zone(ctx, time_zone=time_zone)
+    except ServiceError as exc:
+        return _account_page(request, user, ctx=ctx, problem=exc, form="zone")
+    return see_other("/portal/account?m=time-zone-changed")
 
 
 def _contact_kind(kind: str) -> account_changes.ContactKind:
@@ -337,9 +291,7 @@ def _pending_change(contact: account_changes.ContactKind, value: str, masked: st
 async def send_contact_code(
     request: Request,
     user: VerifiedUser,
-    db: SessionDep,
-    resources: ResourcesDep,
-    outbox: OutboxDep,
+    ctx: PortalContext,
     kind: Annotated[str, Form()] = "",
     value: Annotated[str, Form(max_length=254)] = "",
     current_password: Annotated[str, Form(max_length=256)] = "",
@@ -347,20 +299,20 @@ async def send_contact_code(
     contact = _contact_kind(kind)
     try:
         sent = await account_changes.send_contact_code(
-            db, resources, request, outbox, user.account, user.signer, contact, value, current_password
+            ctx, request, kind=contact, value=value, current_password=current_password
         )
     except ServiceError as exc:
-        return _account_page(request, user, problem=exc, form=contact)
-    return _account_page(request, user, pending=_pending_change(contact, value, sent.masked_destination))
+        return _account_page(request, user, ctx=ctx, problem=exc, form=contact)
+    return _account_page(
+        request, user, ctx=ctx, pending=_pending_change(contact, value, sent.masked_destination)
+    )
 
 
 @router.post("/account/contact")
 async def confirm_contact(
     request: Request,
     user: VerifiedUser,
-    db: SessionDep,
-    resources: ResourcesDep,
-    outbox: OutboxDep,
+    ctx: PortalContext,
     kind: Annotated[str, Form()] = "",
     value: Annotated[str, Form(max_length=254)] = "",
     code: Annotated[str, Form(max_length=40)] = "",
@@ -369,13 +321,11 @@ async def confirm_contact(
     digits = re.sub(r"\D", "", code)
     try:
         if len(digits) != 6:
-            raise ServiceError(422, "Enter the 6-digit code.", "code")
-        await account_changes.confirm_contact(
-            db, resources, request, outbox, user.account, user.signer, contact, value, digits
-        )
+            raise ServiceError(Refusal.INVALID, "Enter the 6-digit code.", "code")
+        await account_changes.confirm_contact(ctx, request, kind=contact, value=value, code=digits)
     except ServiceError as exc:
         pending = None
         if exc.field == "code" and exc.status_code == 422:  # let them try the code again
             pending = _pending_change(contact, value, account_changes.masked_or_blank(contact, value))
-        return _account_page(request, user, problem=exc, form=contact, pending=pending)
-    return _see_other(f"/portal/account?m={contact}-changed")
+        return _account_page(request, user, ctx=ctx, problem=exc, form=contact, pending=pending)
+    return see_other(f"/portal/account?m={contact}-changed")

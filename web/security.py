@@ -16,8 +16,8 @@ import secrets
 from fastapi import HTTPException, Request, Response, status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.services import cookies
 from core.context import Resources
+from services import cookies
 
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -104,6 +104,13 @@ def issue_csrf_cookie(request: Request, response: Response, resources: Resources
         cookies.put(response, resources, cookies.CSRF, request.state.csrf_secret)
 
 
+def csrf_header_valid(request: Request, resources: Resources) -> bool:
+    """The `X-CSRF-Token` header carries this browser's token (as the pages' scripts send it)."""
+    secret = request.cookies.get(cookies.name(resources, cookies.CSRF))
+    given = request.headers.get(CSRF_HEADER)
+    return bool(secret and given and hmac.compare_digest(given.encode(), _sign(resources, secret).encode()))
+
+
 async def check_csrf(request: Request) -> None:
     """Router dependency for the pages: refuses a state-changing request without a valid token."""
     if request.method in SAFE_METHODS:
@@ -112,7 +119,7 @@ async def check_csrf(request: Request) -> None:
     secret = request.cookies.get(cookies.name(resources, cookies.CSRF))
     given = request.headers.get(CSRF_HEADER)
     if not given:
-        form = await request.form()
+        form = await request.form(max_files=resources.settings.max_files_per_request)
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
     # As bytes: compare_digest refuses str with non-ASCII characters, and a header can carry them.

@@ -13,58 +13,20 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import pdfsign
-from activities.delivery import (
-    MessageBackend,
-    SendGridBackend,
-    SendGridConfig,
-    SmtpBackend,
-    SmtpConfig,
-    TwilioBackend,
-    TwilioConfig,
-)
+from activities.disposal import DisposalActivities
 from activities.engagement import EngagementActivities
 from core import audit_chain
 from core.config import Settings
 from core.context import Resources
+from esign import pdfsign
+from messaging.backends import message_backends
+from worker.schedules import ensure_disposal_schedule
+from worker.telemetry import WorkerTelemetry, metrics_runtime
 from workflows.client import connect
+from workflows.disposal import DisposalWorkflow
 from workflows.engagement import EngagementWorkflow
 
 log = logging.getLogger("portico.worker")
-
-
-def message_backends(settings: Settings) -> dict[str, MessageBackend]:
-    """The delivery backend per channel; a channel left out stays in the outbox (development)."""
-    backends: dict[str, MessageBackend] = {}
-    if settings.email_backend == "smtp":
-        backends["email"] = SmtpBackend(
-            SmtpConfig(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password.get_secret_value(),
-                starttls=settings.smtp_starttls,
-                sender=settings.email_from,
-            )
-        )
-    elif settings.email_backend == "sendgrid":
-        backends["email"] = SendGridBackend(
-            SendGridConfig(
-                api_key=settings.sendgrid_api_key.get_secret_value(),
-                sender=settings.email_from,
-                host=settings.sendgrid_host,
-            )
-        )
-    if settings.sms_backend == "twilio":
-        backends["sms"] = TwilioBackend(
-            TwilioConfig(
-                account_sid=settings.twilio_account_sid,
-                auth_token=settings.twilio_auth_token.get_secret_value(),
-                from_number=settings.twilio_from_number,
-                api_base=settings.twilio_api_base,
-            )
-        )
-    return backends
 
 
 def load_pdf_signer(settings: Settings) -> pdfsign.signers.SimpleSigner:
@@ -112,7 +74,7 @@ def _check_time_stamp_authority(settings: Settings, signer: pdfsign.signers.Simp
     except Exception as error:
         log.warning("time-stamp authority %s does not answer yet: %s", settings.tsa_url, error)
     else:
-        log.info("signatures are time-stamped by %s (PAdES B-T)", settings.tsa_url)
+        log.info("signatures are time-stamped by %s (PAdES B-T, B-LT and a B-LTA seal)", settings.tsa_url)
 
 
 def build_worker(
@@ -124,19 +86,25 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or resources.settings.task_queue,
-        workflows=[EngagementWorkflow],
-        activities=acts.all(),
+        workflows=[EngagementWorkflow, DisposalWorkflow],
+        activities=[*acts.all(), *DisposalActivities(resources).all()],
         activity_executor=ThreadPoolExecutor(activity_threads),
         max_concurrent_activities=activity_threads,
         max_cached_workflows=resources.settings.worker_cache_size,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[WorkerTelemetry()],
     )
 
 
 async def run_worker(settings: Settings) -> None:
     resources = Resources.from_settings(settings)
-    client = await connect(settings, resources.cipher)
+    runtime = None
+    if settings.worker_metrics_port is not None:
+        runtime = metrics_runtime(f"{settings.metrics_host}:{settings.worker_metrics_port}")
+        log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.worker_metrics_port)
+    client = await connect(settings, resources.cipher, runtime=runtime)
     worker = build_worker(client, resources)
+    await ensure_disposal_schedule(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -151,9 +119,10 @@ async def run_worker(settings: Settings) -> None:
 
 async def _seal_audit_log(resources: Resources, stop: asyncio.Event, every: float = 2.0) -> None:
     """Links new audit entries into the hash chain a moment after they are written."""
+    chain_key = audit_chain.chain_key(resources.cipher)
     while not stop.is_set():
         try:
-            await asyncio.to_thread(audit_chain.seal_pending, resources.engine)
+            await asyncio.to_thread(audit_chain.seal_pending, resources.engine, chain_key)
         except Exception:  # a database hiccup must not stop the worker; the next round catches up
             log.exception("sealing the audit log failed; retrying")
         with contextlib.suppress(TimeoutError):

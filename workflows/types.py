@@ -1,4 +1,4 @@
-"""Inputs and outputs of the engagement workflow, its updates and its activities.
+"""Inputs and outputs of the engagement workflow: its start input, updates, signals and status query.
 
 Dataclasses only (no heavy imports): they are loaded inside the workflow sandbox. Add fields with
 defaults so running workflows keep decoding their history.
@@ -8,28 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from activities.types import DocumentSpec
 from core.actor import Actor
-
-
-class Stage(StrEnum):
-    CREATED = "created"
-    INVITED = "invited"
-    REGISTERED = "registered"
-    VERIFIED = "verified"
-    DOCUMENTS_SENT = "documents_sent"
-    SIGNING = "signing"
-    SIGNED = "signed"
-    COMPLETED = "completed"
-    NEEDS_ATTENTION = "needs_attention"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-class Channel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
+from core.enums import Channel, Stage
+from core.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -94,6 +77,28 @@ class SendInvite:
 
 
 @dataclass(frozen=True)
+class ChangeContact:
+    """The preparer corrects a signer's email or phone on the return before they register: invitations
+    go there, and registration matches against it from then on."""
+
+    role: str
+    channel: str
+    digest: str  # keyed digest of the new contact, as SignerProfile keeps it
+    masked: str  # the new contact, masked
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class ChangeTimeZone:
+    """A signer's time zone, corrected by the preparer or by the signer: reminders and texts respect quiet
+    hours there from now on, and the portal shows times in it."""
+
+    role: str
+    time_zone: str  # an IANA name, checked against the zone database before it is asked
+    actor: Actor
+
+
+@dataclass(frozen=True)
 class InviteResult:
     invite_seq: int
     masked_destination: str
@@ -111,6 +116,21 @@ class Register:
     password_hash: str
     email: str
     phone: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class LinkAccount:
+    """A person who already has a Client Portal account accepts this invitation: signed in (password, and a
+    code on a new browser), they pass the same identity match as registration, and the account reaches
+    this return too. The contacts are the account's own, proved when it was verified."""
+
+    role: str
+    invite_seq: int
+    identity_digest: str
+    email_digest: str
+    phone_digest: str
+    account_id: int
     actor: Actor
 
 
@@ -151,20 +171,6 @@ class VerifyResult:
 
 
 @dataclass(frozen=True)
-class DocumentSpec:
-    """A PDF the preparer uploaded to storage; only its key and metadata travel through Temporal."""
-
-    upload_ref: str
-    storage_key: str
-    name: str
-    sha256: str
-    size: int
-    pages: int
-    required_roles: list[str] = field(default_factory=list)
-    signature_boxes: list[SignatureBox] = field(default_factory=list)  # where the preparer wants stamps
-
-
-@dataclass(frozen=True)
 class SendDocuments:
     documents: list[DocumentSpec]
     actor: Actor
@@ -182,14 +188,6 @@ class SignDocument:
     role: str
     document_id: int
     actor: Actor
-
-
-@dataclass(frozen=True)
-class SignResult:
-    document_id: int
-    role: str
-    signed_at: datetime
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -252,7 +250,7 @@ class DocumentStatus:
 @dataclass
 class EngagementState:
     engagement_id: int
-    stage: str
+    stage: Stage
     signers: dict[str, SignerStatus]
     documents: list[DocumentStatus]
     waiting_on: str | None
@@ -260,118 +258,4 @@ class EngagementState:
     needs_attention: str | None
     reminders_sent: int
     version: int
-
-
-# ---- activities ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    action: str
-    actor: Actor
-    at: datetime
-    detail: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One change of the engagement: the projection row as it now stands, plus what happened."""
-
-    workflow_id: str
-    engagement_id: int
-    firm_id: int
-    version: int
-    stage: str
-    waiting_on: str | None
-    waiting_since: datetime | None
-    reminders_sent: int
-    needs_attention: bool
-    last_activity_at: datetime
-    event: AuditEvent
-    detail: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MessageRequest:
-    """Ask to send one message. The activity looks up the destination and renders the text."""
-
-    idempotency_key: str
-    engagement_id: int
-    recipient: str  # a signer role, or "preparer"
-    channel: str
-    purpose: str  # "invite", "invite_reminder", "code", "verify_reminder", "documents_ready", ...
-    invite_seq: int = 0
-    reminder_number: int = 0
-
-
-@dataclass(frozen=True)
-class MessageResult:
-    status: str  # "sent", "uncertain" (a crash mid-send: not repeated), "failed"
-    secret_digest: str | None = None  # for codes: the keyed digest of the code that went out
-
-
-@dataclass(frozen=True)
-class CreateAccount:
-    engagement_id: int
-    role: str
-    username: str
-    password_hash: str
-    email: str
-    phone: str
-
-
-@dataclass(frozen=True)
-class MarkVerified:
-    account_id: int
-    channel: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class PublishDocuments:
-    engagement_id: int
-    documents: list[DocumentSpec]
-    uploaded_by: str
-
-
-@dataclass(frozen=True)
-class StoreSignatureImage:
-    engagement_id: int
-    role: str
-    image_key: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class SignRequest:
-    engagement_id: int
-    document_id: int
-    role: str
-    actor: Actor
-    at: datetime
-
-
-@dataclass(frozen=True)
-class SignatureBox:
-    """A rectangle the preparer drew for one signer's stamp, in PDF points from the page's lower left."""
-
-    role: str
-    page: int  # 1 = first page
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-@dataclass(frozen=True)
-class SealDocuments:
-    """Append the certificate of completion to every signed document and lock it against changes."""
-
-    engagement_id: int
-    at: datetime  # the certificate's "completed at"; audit entries after it stay out of the certificate
-
-
-@dataclass(frozen=True)
-class SealResult:
-    document_ids: list[int]
-    certificate_sha256: str
+    progress: Progress = field(default_factory=Progress)

@@ -5,6 +5,7 @@ Mounted only in development and test, never in production.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from html import escape
 
@@ -13,8 +14,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import ResourcesDep, SessionDep
 from core.models import OutboxMessage
+from services.deps import ResourcesDep, SessionDep
 
 router = APIRouter(tags=["development"])
 
@@ -72,11 +73,19 @@ def outbox_page(db: SessionDep, resources: ResourcesDep) -> str:
     )
 
 
+# A URL runs to the next whitespace; a sentence's closing punctuation after it is not part of it.
+_URL = re.compile(r"https?://\S+?(?=[.,;:!?)\]]*(?:\s|$))")
+
+
 def _linkify(body: str) -> str:
-    words = []
-    for word in escape(body).split(" "):
-        stripped = word.strip()
-        if stripped.startswith(("http://", "https://")):
-            word = word.replace(stripped, f"<a href='{stripped}'>{stripped}</a>")
-        words.append(word)
-    return " ".join(words)
+    """The message text, escaped, with every http(s) URL in it a link (in a new tab, like a mail client)."""
+    parts, last = [], 0
+    for match in _URL.finditer(body):
+        url = escape(match.group(0))
+        parts += [
+            escape(body[last : match.start()]),
+            f'<a href="{url}" target="_blank" rel="noopener">{url}</a>',
+        ]
+        last = match.end()
+    parts.append(escape(body[last:]))
+    return "".join(parts)

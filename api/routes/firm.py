@@ -1,6 +1,6 @@
 """The firm: its reminder schedule and quiet hours, its message wording, and its preparers. Every preparer
 of the firm reads them; only its administrators change them (403 for anyone else). Included by
-`api.routes.preparer` under /api. Rules: `api.services.preparer_settings` and `preparer_colleagues`."""
+`api.routes.preparer` under /api. Rules: `services.preparer_settings` and `preparer_colleagues`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from activities.outbox import Outbox
-from api.deps import CurrentPreparer, ResourcesDep, SessionDep
-from api.schemas import (
+from core.models import FirmSettings, Preparer
+from services import preparer_colleagues as people
+from services import preparer_settings as firm_admin
+from services.deps import CurrentPreparer, OutboxDep, ResourcesDep, SessionDep
+from services.schemas import (
     ColleagueChangeIn,
     ColleagueInviteIn,
     ColleagueOut,
@@ -19,13 +21,8 @@ from api.schemas import (
     FirmSettingsIn,
     FirmSettingsOut,
 )
-from api.services import new_device
-from api.services import preparer_colleagues as people
-from api.services import preparer_settings as firm_admin
-from core.models import FirmSettings, Preparer
 
 router = APIRouter(prefix="/firm", tags=["firm"])
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 
 def current_admin(preparer: CurrentPreparer) -> Preparer:

@@ -1,6 +1,6 @@
 """Preparer side: log in (password, then the authenticator code), one's own password and login email, the
 dashboard, engagements, invite, documents, chat, cancel; the firm's settings and preparers are in
-`api.routes.firm`. The rules live in `api.services.preparer_*` and `api.dashboard`, shared with the workspace
+`api.routes.firm`. The rules live in `services.preparer_*` and `services.dashboard`, shared with the workspace
 pages."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import (
     APIRouter,
-    Depends,
     File,
     Form,
     HTTPException,
@@ -19,13 +18,24 @@ from fastapi import (
     UploadFile,
     status,
 )
+from pydantic import BaseModel, Field
 
-from activities.outbox import Outbox
-from api.dashboard import DashboardQuery, load_dashboard
-from api.deps import CurrentPreparer, PreparerInSetup, ResourcesDep, SessionDep, TemporalDep
-from api.documents import chat_of, download
-from api.routes import firm
-from api.schemas import (
+from api.routes import firm, retention
+from services import clients, rollover
+from services import preparer_account as account
+from services import preparer_auth as auth
+from services import preparer_engagements as work
+from services.dashboard import DashboardQuery, load_dashboard
+from services.deps import (
+    CurrentPreparer,
+    OutboxDep,
+    PreparerCtx,
+    PreparerInSetup,
+    ResourcesDep,
+    SessionDep,
+)
+from services.documents import chat_of, download
+from services.schemas import (
     CancelIn,
     ChatIn,
     ChatOut,
@@ -46,16 +56,13 @@ from api.schemas import (
     PreparerPasswordChangeIn,
     RecoveryCodesOut,
     RoleIn,
+    RoleName,
     SecondFactorIn,
+    TimeZoneIn,
 )
-from api.services import new_device
-from api.services import preparer_account as account
-from api.services import preparer_auth as auth
-from api.services import preparer_engagements as work
-from api.services.throttling import PREPARER_LOGIN as throttle_login
+from services.throttling import PREPARER_LOGIN as throttle_login
 
 router = APIRouter(prefix="/api", tags=["preparer"])
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 
 # ---- login ---------------------------------------------------------------------------------------------
@@ -130,7 +137,7 @@ def mfa_confirm(
 # ---- one's own account: password and login email --------------------------------------------------------
 
 # 422 (a wrong or used authenticator code, a new password's rules, a wrong email code) keeps FastAPI's own
-# entry: its schema takes our {"detail": "..."} as well (see `api.app`).
+# entry: its schema takes our {"detail": "..."} as well (see `portico.app`).
 _CHANGE_REFUSALS: dict[int | str, dict[str, object]] = {
     403: {"description": "wrong current password"},
     409: {"description": "the new email address belongs to another preparer"},
@@ -207,23 +214,17 @@ async def confirm_email(
 
 
 @router.post("/engagements", response_model=EngagementOut, status_code=status.HTTP_201_CREATED)
-async def create(
-    body: EngagementCreate,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-) -> EngagementOut:
+async def create(body: EngagementCreate, ctx: PreparerCtx) -> EngagementOut:
     """Create an engagement for one tax return and start its workflow."""
-    engagement = await work.create(db, client, resources, request, preparer, body)
-    return work.engagement_out(db, engagement)
+    engagement = await work.create(ctx, body)
+    return work.engagement_out(ctx.db, engagement)
 
 
 @router.get("/engagements", response_model=EngagementPage)
 def list_engagements(
     preparer: CurrentPreparer,
     db: SessionDep,
+    resources: ResourcesDep,
     stage: str | None = None,
     q: Annotated[str | None, Query(max_length=100, description="name, email or phone (prefix)")] = None,
     preparer_id: int | None = None,
@@ -233,12 +234,22 @@ def list_engagements(
     order: Annotated[str | None, Query(pattern="^(asc|desc)$")] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+    client: Annotated[int | None, Query(description="a client's key (its page's): that person's")] = None,
 ) -> EngagementPage:
     """The firm's dashboard: filtered, searched, sorted and paged like the status dashboard page."""
     query = DashboardQuery.parse(
-        stage=stage, preparer=preparer_id, q=q, sort=sort, order=order, page=page, per_page=per_page
+        stage=stage,
+        preparer=preparer_id,
+        q=q,
+        sort=sort,
+        order=order,
+        page=page,
+        per_page=per_page,
+        client=client,
     )
-    result = load_dashboard(db, preparer.firm_id, query)
+    firm = preparer.firm_id
+    ids = clients.engagement_ids(db, resources.cipher, firm, query.client) if query.client else None
+    result = load_dashboard(db, firm, query, client_ids=ids)
     items = [
         EngagementSummary(
             id=r.status.engagement_id,
@@ -261,93 +272,87 @@ def read_engagement(engagement_id: int, preparer: CurrentPreparer, db: SessionDe
 
 
 @router.post("/engagements/{engagement_id}/invite", response_model=InviteOut)
-async def invite(
-    engagement_id: int,
-    body: InviteIn,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
-) -> InviteOut:
+async def invite(engagement_id: int, body: InviteIn, ctx: PreparerCtx) -> InviteOut:
     """Send (or re-send) the portal invitation by email or text."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
     return await work.invite(
-        client, resources, request, preparer, engagement, body.role, body.channel, body.destination
+        ctx, engagement, role=body.role, channel=body.channel, destination=body.destination
     )
 
 
 @router.post("/engagements/{engagement_id}/documents", response_model=EngagementOut)
 async def send_documents(
     engagement_id: int,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
+    ctx: PreparerCtx,
     files: Annotated[list[UploadFile], File(description="PDFs")],
     signers: Annotated[list[str], Form(description="per file: taxpayer, spouse, both or none")],
     signature_boxes: Annotated[
         list[str] | None,
-        Form(description="per file: JSON [{role, page, x, y, width, height}] in PDF points, or empty"),
+        Form(
+            description="per file: JSON [{role, page, x, y, width, height, kind}] in PDF points (kind: "
+            "signature, date, initials or name), or empty: Portico finds each signer's place on the form"
+        ),
     ] = None,
+    signature_pages: Annotated[
+        list[bool] | None,
+        Form(description="per file: true appends a signature page for signers who have no place on it"),
+    ] = None,
+    message: Annotated[
+        str, Form(description="optional message to the client (up to 2,000 characters), shown once")
+    ] = "",
 ) -> EngagementOut:
     """Send tax return PDFs to the customer portal, each with who must sign it (and where, optionally)."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
     if len(signers) != len(files):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Say who signs each file.")
     boxes = signature_boxes or [""] * len(files)
     if len(boxes) != len(files):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Give signature boxes for each file.")
-    outgoing = [work.OutgoingFile(f, who, b) for f, who, b in zip(files, signers, boxes, strict=True)]
-    await work.send_documents(client, resources, request, preparer, engagement, outgoing)
-    return work.engagement_out(db, engagement)
+    pages = signature_pages or [False] * len(files)
+    if len(pages) != len(files):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Say for each file whether to append a page."
+        )
+    outgoing = [
+        work.OutgoingFile(f, who, b, page)
+        for f, who, b, page in zip(files, signers, boxes, pages, strict=True)
+    ]
+    await work.send_documents(ctx, engagement, outgoing, message=message)
+    return work.engagement_out(ctx.db, engagement)
 
 
 @router.get("/engagements/{engagement_id}/documents/{document_id}/download")
 def download_document(
-    engagement_id: int,
-    document_id: int,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    resources: ResourcesDep,
-    original: bool = False,
+    engagement_id: int, document_id: int, ctx: PreparerCtx, original: bool = False
 ) -> Response:
     """Download a document: the latest (signed) version, or the original as sent."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
-    doc = work.document_for_download(db, request, preparer, engagement, document_id)
-    return download(resources.store, doc, original=original)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    doc = work.document_for_download(ctx, engagement, document_id)
+    return download(ctx.resources.store, doc, original=original)
 
 
 @router.post("/engagements/{engagement_id}/cancel", response_model=Done)
-async def cancel(
-    engagement_id: int,
-    body: CancelIn,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    client: TemporalDep,
-) -> Done:
+async def cancel(engagement_id: int, body: CancelIn, ctx: PreparerCtx) -> Done:
     """Cancel the engagement: reminders stop and the client can no longer act."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
-    await work.cancel(client, request, preparer, engagement, body.reason)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    await work.cancel(ctx, engagement, reason=body.reason)
     return Done(message="The engagement is cancelled.")
 
 
 @router.post("/engagements/{engagement_id}/unlock", response_model=Done)
-async def unlock(
-    engagement_id: int,
-    body: RoleIn,
-    request: Request,
-    preparer: CurrentPreparer,
-    db: SessionDep,
-    client: TemporalDep,
-) -> Done:
+async def unlock(engagement_id: int, body: RoleIn, ctx: PreparerCtx) -> Done:
     """Clear a signer's lock after too many identity mismatches or wrong codes."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
-    await work.unlock(client, request, preparer, engagement, body.role)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    await work.unlock(ctx, engagement, role=body.role)
     return Done(message=f"The {body.role} can try again.")
+
+
+@router.put("/engagements/{engagement_id}/signers/{role}/time-zone", response_model=Done)
+async def change_time_zone(engagement_id: int, role: RoleName, body: TimeZoneIn, ctx: PreparerCtx) -> Done:
+    """Correct a signer's time zone: quiet hours for their reminders and texts follow it."""
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    await work.change_time_zone(ctx, engagement, role=role, time_zone=body.time_zone)
+    return Done(message=f"The {role}'s time zone is {body.time_zone}.")
 
 
 @router.get("/engagements/{engagement_id}/messages", response_model=list[ChatOut])
@@ -357,13 +362,75 @@ def read_chat(engagement_id: int, preparer: CurrentPreparer, db: SessionDep) -> 
 
 
 @router.post("/engagements/{engagement_id}/messages", response_model=ChatOut, status_code=201)
-def post_chat(
-    engagement_id: int, body: ChatIn, request: Request, preparer: CurrentPreparer, db: SessionDep
-) -> ChatOut:
+def post_chat(engagement_id: int, body: ChatIn, ctx: PreparerCtx) -> ChatOut:
     """Write to the client."""
-    engagement = work.engagement_of(db, preparer, engagement_id)
-    return work.post_chat(db, request, preparer, engagement, body.body)
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    return work.post_chat(ctx, engagement, body.body)
 
 
 # The firm's settings, message wording and preparers (/api/firm/...): administrators change them.
 router.include_router(firm.router)
+router.include_router(retention.router)
+
+
+# ---- client hub: roll over (services/rollover.py) --------------------------------------------------------
+
+
+class RolloverIn(BaseModel):
+    invite: bool = Field(False, description="send each person the link by the channel last used")
+
+
+class RolloverManyIn(RolloverIn):
+    ids: list[int] = Field(min_length=1, max_length=rollover.MAX_BULK, description="completed engagements")
+
+
+class RolledOverOut(BaseModel):
+    source_id: int
+    engagement: EngagementOut
+    invited: list[str]
+
+
+class SkippedOut(BaseModel):
+    source_id: int
+    reason: str
+
+
+class RolloverManyOut(BaseModel):
+    created: list[RolledOverOut]
+    skipped: list[SkippedOut]
+
+
+def _rolled_out(ctx: PreparerCtx, done: rollover.RolledOver) -> RolledOverOut:
+    return RolledOverOut(
+        source_id=done.source_id,
+        engagement=work.engagement_out(ctx.db, done.engagement),
+        invited=done.invited,
+    )
+
+
+@router.post(
+    "/engagements/rollover",
+    response_model=RolloverManyOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["clients"],
+)
+async def roll_over_many(body: RolloverManyIn, ctx: PreparerCtx) -> RolloverManyOut:
+    """Roll over several completed engagements: what was created, and what was skipped and why."""
+    result = await rollover.roll_over_many(ctx, body.ids, invite=body.invite)
+    return RolloverManyOut(
+        created=[_rolled_out(ctx, done) for done in result.created],
+        skipped=[SkippedOut(source_id=s.source_id, reason=s.reason) for s in result.skipped],
+    )
+
+
+@router.post(
+    "/engagements/{engagement_id}/rollover",
+    response_model=RolledOverOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["clients"],
+)
+async def roll_over(engagement_id: int, ctx: PreparerCtx, body: RolloverIn | None = None) -> RolledOverOut:
+    """Next year's engagement for the same people as a completed one (409 if it exists already)."""
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    done = await rollover.roll_over(ctx, engagement, invite=bool(body and body.invite))
+    return _rolled_out(ctx, done)

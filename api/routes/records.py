@@ -9,11 +9,11 @@ from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFil
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from activities.records import RecordNotReady, export_record
-from activities.verification import VerificationReport, describe, trust_roots, verify_pdf
-from api.deps import CurrentPreparer, ResourcesDep, SessionDep, request_actor
 from core import audit
 from core.models import Engagement, Preparer
+from esign.records import RecordNotReady, export_record
+from esign.verification import VerificationReport, describe, trust_roots, verify_pdf
+from services.deps import CurrentPreparer, ResourcesDep, SessionDep, request_actor
 
 router = APIRouter(prefix="/api", tags=["records"])
 

@@ -1,5 +1,5 @@
 """My account: the preparer changes their own password and login email, each change confirmed with the
-current password and an authenticator code. Rules: `api.services.preparer_account`; these handlers render
+current password and an authenticator code. Rules: `services.preparer_account`; these handlers render
 and redirect."""
 
 from __future__ import annotations
@@ -7,31 +7,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
-from fastapi.responses import RedirectResponse
 
-from activities.outbox import Outbox
-from api.deps import ResourcesDep, SessionDep
-from api.services import ServiceError, new_device
-from api.services import preparer_account as account
-from api.services import preparer_auth as auth
+from services import ServiceError
+from services import preparer_account as account
+from services import preparer_auth as auth
+from services.deps import OutboxDep, ResourcesDep, SessionDep
 from web.preparer.rendering import CurrentWorkspace, Workspace, render
 from web.security import check_csrf
+from web.toolkit import form_problem, see_other, with_refusal_headers
 
 router = APIRouter(prefix="/preparer/account", include_in_schema=False, dependencies=[Depends(check_csrf)])
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 
 # Shown after the redirect that follows a change, by key (a URL never puts text into the page).
 NOTICES = {
     "password-changed": "Your password is changed. Every other session of yours is logged out.",
     "email-changed": "Your login email is changed. Log in with it from now on.",
+    "phone-saved": "Your phone is saved: your clients see it in their portal.",
 }
 
 
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _account_page(
+def render_account_page(
     request: Request,
     ws: Workspace,
     db: SessionDep,
@@ -46,25 +41,34 @@ def _account_page(
         "ws": ws,
         "page": "account",
         "codes_left": auth.recovery_codes_left(db, ws.preparer.id or 0),
-        "problem": problem,
-        "problem_form": form,
-        "problem_field": problem.field if problem else None,
+        **form_problem(problem, form),
         "pending": pending,
         "values": values or {},
         "code_minutes": int(account.CODE_LIFETIME.total_seconds() // 60),
     }
-    notice = NOTICES.get(request.query_params.get("m", ""))
-    if notice:
-        context["notice"] = notice
-    response = render(request, "preparer/account.html", context, problem.status_code if problem else 200)
-    if problem is not None and problem.headers:
-        response.headers.update(problem.headers)  # Retry-After, when the login throttle answered
-    return response
+    status_code = problem.status_code if problem else 200
+    page = render(request, "preparer/account.html", context, status_code, notices=NOTICES)
+    return with_refusal_headers(page, problem)
 
 
 @router.get("")
 def account_page(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
-    return _account_page(request, ws, db)
+    return render_account_page(request, ws, db)
+
+
+@router.post("/phone")
+def change_phone(
+    request: Request,
+    ws: CurrentWorkspace,
+    db: SessionDep,
+    phone: Annotated[str, Form(max_length=60)] = "",
+) -> Response:
+    try:
+        account.change_phone(db, request, ws.preparer, phone)
+    except ServiceError as exc:
+        values = {"phone": phone.strip()}
+        return render_account_page(request, ws, db, problem=exc, form="phone", values=values)
+    return see_other("/preparer/account?m=phone-saved#phone")
 
 
 @router.post("/password")
@@ -84,7 +88,7 @@ async def change_password(
             db, resources, request, response, outbox, ws.preparer, current_password, code, new_password
         )
     except ServiceError as exc:
-        return _account_page(request, ws, db, problem=exc, form="password")
+        return render_account_page(request, ws, db, problem=exc, form="password")
     return response
 
 
@@ -111,8 +115,8 @@ async def send_email_code(
         )
     except ServiceError as exc:
         values = {"new_email": new_email.strip()}
-        return _account_page(request, ws, db, problem=exc, form="email", values=values)
-    return _account_page(request, ws, db, pending=_pending_change(new_email, sent.masked_destination))
+        return render_account_page(request, ws, db, problem=exc, form="email", values=values)
+    return render_account_page(request, ws, db, pending=_pending_change(new_email, sent.masked_destination))
 
 
 @router.post("/email")
@@ -131,5 +135,5 @@ async def confirm_email(
         pending = None
         if account.change_pending(db, ws.preparer.id or 0):  # a wrong code, or wait: try the code again
             pending = _pending_change(new_email, account.masked_or_blank(new_email))
-        return _account_page(request, ws, db, problem=exc, form="email", pending=pending)
+        return render_account_page(request, ws, db, problem=exc, form="email", pending=pending)
     return see_other("/preparer/account?m=email-changed")

@@ -6,23 +6,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
-from fastapi.responses import RedirectResponse
 
-from api.deps import ResourcesDep, SessionDep, request_actor
-from api.services import ServiceError
-from api.services import preparer_auth as auth
-from api.services import preparer_colleagues as people
 from core import audit, throttle
 from core.models import Preparer
 from core.passwords import MIN_LENGTH
+from services import ServiceError, throttling
+from services import preparer_account as my_account
+from services import preparer_auth as auth
+from services import preparer_colleagues as people
+from services.deps import ResourcesDep, SessionDep, request_actor
+from web.preparer.account_pages import render_account_page
 from web.preparer.rendering import CurrentWorkspace, render, safe_next
 from web.security import check_csrf
+from web.toolkit import next_param, see_other
 
 router = APIRouter(prefix="/preparer", include_in_schema=False, dependencies=[Depends(check_csrf)])
-
-
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _login_page(
@@ -37,7 +35,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return _login_page(request, safe_next(next))
 
 
-# The JSON API's login throttle (`api.services.throttling.PREPARER_LOGIN`), counted in the same rows: a
+# The JSON API's login throttle (`services.throttling.PREPARER_LOGIN`), counted in the same rows: a
 # guesser gains nothing by switching between the page and the API.
 LOGIN_THROTTLE = "preparer-login"
 
@@ -48,6 +46,7 @@ def _throttle_keys(request: Request, email: str) -> list[tuple[str, str, throttl
     account = email.strip().lower()[:320]  # as the API's guard reads the email
     if account:
         keys.append((f"{LOGIN_THROTTLE}:account", account, throttle.ACCOUNT))
+        keys.append((f"{LOGIN_THROTTLE}:consecutive", account, throttle.LOCKOUT))  # as the API's guard
     return keys
 
 
@@ -61,6 +60,8 @@ def _count_attempt(db: SessionDep, request: Request, resources: ResourcesDep, em
             detail = {"action": LOGIN_THROTTLE, "scope": scope}
             audit.record(db, action="throttle.lockout", actor=actor, detail=detail)
             db.commit()
+            if rule is throttle.LOCKOUT:
+                throttling.tell_owner(request, throttling.preparer_owner, key)
 
 
 @router.post("/login")
@@ -85,12 +86,12 @@ def login(
         return _login_page(request, target, exc.message, exc.status_code, email)
     for scope, key, _rule in _throttle_keys(request, email):
         # The account's count is cleared; the IP gets back this one attempt (an office logs in many people).
-        throttle.succeeded(resources.engine, scope, key, forget=scope.endswith(":account"))
+        throttle.succeeded(resources.engine, scope, key, forget=not scope.endswith(":ip"))
     if auth.is_enrolled(db, preparer.id or 0):
-        response = see_other(f"/preparer/login/code?next={target}")
+        response = see_other(f"/preparer/login/code?next={next_param(target)}")
         auth.start_pending(db, request, response, resources, preparer, auth.CODE_KIND)
     else:
-        response = see_other(f"/preparer/enrol?next={target}")
+        response = see_other(f"/preparer/enrol?next={next_param(target)}")
         auth.start_pending(db, request, response, resources, preparer, auth.ENROL_KIND)
     return response
 
@@ -206,9 +207,22 @@ def enrol(
 
 
 @router.post("/security/recovery-codes")
-def replace_recovery_codes(
-    request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep
+async def replace_recovery_codes(
+    request: Request,
+    ws: CurrentWorkspace,
+    db: SessionDep,
+    resources: ResourcesDep,
+    current_password: Annotated[str, Form(max_length=256)] = "",
+    code: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """New codes replace the old: a second factor of their own, so the password and the authenticator are
+    asked again (a session left open on a shared computer must not be enough to mint them)."""
+    try:
+        await my_account.confirm_identity(
+            db, request, resources, ws.preparer, current_password, code, "recovery codes"
+        )
+    except ServiceError as exc:
+        return render_account_page(request, ws, db, problem=exc, form="recovery")
     codes = auth.new_recovery_codes(db, request, resources, ws.preparer)
     return render(
         request, "preparer/recovery_codes.html", {"codes": codes, "next": "/preparer/settings", "ws": ws}

@@ -5,13 +5,15 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 from sqlmodel import col, select
 
-from api.dashboard import SORTS, STAGE_LABELS, STAGE_ORDER, DashboardQuery, load_dashboard
-from api.deps import SessionDep
+from core.crypto import Cipher
 from core.models import Preparer
+from services import clients
+from services.dashboard import SORTS, STAGE_LABELS, STAGE_ORDER, DashboardQuery, load_dashboard
+from services.deps import ResourcesDep, SessionDep
 from web.preparer.rendering import CurrentWorkspace, PollingWorkspace, Workspace, page_window, render
+from web.toolkit import see_other
 
 router = APIRouter(include_in_schema=False)
 POLL_SECONDS = 5
@@ -27,15 +29,18 @@ def _query(request: Request) -> DashboardQuery:
         order=p.get("order"),
         page=p.get("page"),
         per_page=p.get("per_page"),
+        client=p.get("client"),
     )
 
 
-def _context(db: SessionDep, ws: Workspace, query: DashboardQuery) -> dict[str, object]:
+def _context(db: SessionDep, ws: Workspace, query: DashboardQuery, cipher: Cipher) -> dict[str, object]:
     preparers = db.exec(
         select(Preparer).where(Preparer.firm_id == ws.preparer.firm_id).order_by(col(Preparer.name))
     ).all()
     names = {p.id or 0: p.name for p in preparers}
-    result = load_dashboard(db, ws.preparer.firm_id, query, names)
+    firm_id = ws.preparer.firm_id
+    client_ids = clients.engagement_ids(db, cipher, firm_id, query.client) if query.client else None
+    result = load_dashboard(db, firm_id, query, names, client_ids=client_ids)
     q = result.query
 
     def link(**changes: object) -> str:
@@ -60,21 +65,24 @@ def _context(db: SessionDep, ws: Workspace, query: DashboardQuery) -> dict[str, 
         "poll_seconds": POLL_SECONDS,
         "first": (q.page - 1) * q.per_page + 1 if result.total else 0,
         "last": min(q.page * q.per_page, result.total),
+        "client_name": clients.name_of(db, firm_id, q.client) if q.client else None,
     }
 
 
 @router.get("/preparer")
-def dashboard(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
-    return render(request, "preparer/dashboard.html", _context(db, ws, _query(request)))
+def dashboard(request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep) -> Response:
+    return render(request, "preparer/dashboard.html", _context(db, ws, _query(request), resources.cipher))
 
 
 @router.get("/preparer/dashboard/results")
-def dashboard_results(request: Request, ws: PollingWorkspace, db: SessionDep) -> Response:
+def dashboard_results(
+    request: Request, ws: PollingWorkspace, db: SessionDep, resources: ResourcesDep
+) -> Response:
     """Counts, table and pager: what the page polls every few seconds."""
-    return render(request, "preparer/_results.html", _context(db, ws, _query(request)))
+    return render(request, "preparer/_results.html", _context(db, ws, _query(request), resources.cipher))
 
 
 @router.get("/engagements/{engagement_id}")
 def engagement_link(engagement_id: int) -> Response:
     """The address Portico's emails to preparers use (needs attention, completed)."""
-    return RedirectResponse(f"/preparer/engagements/{engagement_id}", status_code=303)
+    return see_other(f"/preparer/engagements/{engagement_id}")

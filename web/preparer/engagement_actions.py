@@ -8,19 +8,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 from temporalio.client import Client
 
-from api.deps import ResourcesDep, SessionDep, TemporalDep
-from api.documents import download
-from api.schemas import InviteOut
-from api.services import preparer_engagements as work
-from api.services.preparer_settings import firm_settings
 from core.context import Resources
 from core.models import Engagement
+from services import ServiceError
+from services import preparer_engagements as work
+from services.context import PreparerContext
+from services.documents import download
+from services.preparer_settings import firm_settings
+from services.schemas import InviteOut
 from web.preparer.engagement_pages import (
     engagement_page,
     new_engagement_values,
@@ -28,8 +28,9 @@ from web.preparer.engagement_pages import (
     own_engagement,
     validate_new,
 )
-from web.preparer.rendering import CurrentWorkspace, Workspace, is_htmx, render
+from web.preparer.rendering import CurrentWorkspace, Workspace, WorkspaceContext, render
 from web.security import check_csrf
+from web.toolkit import is_htmx, see_other
 
 router = APIRouter(
     prefix="/preparer/engagements", include_in_schema=False, dependencies=[Depends(check_csrf)]
@@ -38,20 +39,27 @@ MAX_DOCUMENTS = 20
 T = TypeVar("T")
 
 
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
 @dataclass(frozen=True)
 class EngagementAction:
-    """What every action on one engagement needs: the request, who is acting, and how to answer: back to
-    the engagement page with a notice, or the page again with the refusal shown at an anchor."""
+    """What every action on one engagement needs: the request, who is acting (as the page knows them and
+    as the services take them), and how to answer: back to the engagement page with a notice, or the
+    page again with the refusal shown at an anchor."""
 
     request: Request
     ws: Workspace
-    db: Session
-    resources: Resources
-    client: Client
+    ctx: PreparerContext
+
+    @property
+    def db(self) -> Session:
+        return self.ctx.db
+
+    @property
+    def resources(self) -> Resources:
+        return self.ctx.resources
+
+    @property
+    def client(self) -> Client:
+        return self.ctx.client
 
     def own(self, engagement_id: int) -> Engagement:
         """The engagement, when it is the preparer's firm's (404 otherwise)."""
@@ -82,34 +90,30 @@ class EngagementAction:
         error_at: str,
         then: str | Callable[[T], str],
     ) -> Response:
-        """Does `step`; a refusal (HTTPException) shows on the page at `error_at`, else on to `then`."""
+        """Does `step`; a refusal (ServiceError) shows on the page at `error_at`, else on to `then`."""
         try:
             result = await step()
-        except HTTPException as exc:
+        except ServiceError as exc:
             return await self.refused(engagement, str(exc.detail), error_at, exc.status_code)
         return self.done(engagement, then(result) if callable(then) else then)
 
 
-def engagement_action(
-    request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep, client: TemporalDep
-) -> EngagementAction:
-    return EngagementAction(request, ws, db, resources, client)
+def engagement_action(request: Request, ws: CurrentWorkspace, ctx: WorkspaceContext) -> EngagementAction:
+    return EngagementAction(request, ws, ctx)
 
 
 ActionDep = Annotated[EngagementAction, Depends(engagement_action)]
 
 
 @router.post("/new")
-async def create_engagement(
-    request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep, client: TemporalDep
-) -> Response:
+async def create_engagement(request: Request, ws: CurrentWorkspace, ctx: WorkspaceContext) -> Response:
     values = new_engagement_values(await request.form())
-    body, errors = validate_new(values, firm_settings(db, ws.preparer.firm_id).time_zone)
+    body, errors = validate_new(values, firm_settings(ctx.db, ws.preparer.firm_id).time_zone)
     if body is None:
         return new_page(request, ws, values, errors, status_code=422)
     try:
-        engagement = await work.create(db, client, resources, request, ws.preparer, body)
-    except HTTPException as exc:
+        engagement = await work.create(ctx, body)
+    except ServiceError as exc:
         return new_page(request, ws, values, form_error=str(exc.detail), status_code=exc.status_code)
     except Exception:  # Temporal unreachable: create_engagement took its rows back
         return new_page(
@@ -133,34 +137,90 @@ async def invite(
     if role not in ("taxpayer", "spouse") or channel not in ("email", "sms"):
         return await act.refused(engagement, "Choose phone or email.", f"invite-{role}", 422)
 
-    def notice(result: InviteOut) -> str:
-        sent = "link-sent" if result.scheduled_for is None else "link-scheduled"
-        return f"?m={sent}#signer-{role}"
-
     return await act.run(
         engagement,
-        lambda: work.invite(
-            act.client, act.resources, act.request, act.ws.preparer, engagement, role, channel
-        ),
+        lambda: work.invite(act.ctx, engagement, role=role, channel=channel),
         error_at=f"invite-{role}",
-        then=notice,
+        then=sent_notice(role, channel),
     )
+
+
+def sent_notice(role: str, channel: str) -> Callable[[InviteOut], str]:
+    def notice(result: InviteOut) -> str:
+        sent = f"link-sent-{role}-{channel}" if result.scheduled_for is None else "link-scheduled"
+        return f"?m={sent}#signer-{role}"
+
+    return notice
+
+
+@router.post("/{engagement_id}/contact")
+async def correct_contact_and_invite(
+    engagement_id: int,
+    act: ActionDep,
+    role: Annotated[str, Form()] = "taxpayer",
+    channel: Annotated[str, Form()] = "",
+    destination: Annotated[str, Form(max_length=254)] = "",
+) -> Response:
+    """The address on the return was wrong: correct it (audited, and registration matches against it),
+    then send the portal link there."""
+    engagement = act.own(engagement_id)
+    if role not in ("taxpayer", "spouse") or channel not in ("email", "sms"):
+        return await act.refused(engagement, "Choose phone or email.", f"invite-{role}", 422)
+
+    async def correct_and_send() -> InviteOut:
+        new = await work.change_contact(act.ctx, engagement, role=role, channel=channel, value=destination)
+        return await work.invite(act.ctx, engagement, role=role, channel=channel, destination=new)
+
+    return await act.run(
+        engagement, correct_and_send, error_at=f"invite-{role}", then=sent_notice(role, channel)
+    )
+
+
+@router.post("/{engagement_id}/time-zone")
+async def change_time_zone(
+    engagement_id: int,
+    act: ActionDep,
+    role: Annotated[str, Form()] = "taxpayer",
+    time_zone: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    engagement = act.own(engagement_id)
+
+    async def change() -> bool:
+        return await work.change_time_zone(act.ctx, engagement, role=role, time_zone=time_zone)
+
+    done = f"?m=zone-{role}#signer-{role}"
+    return await act.run(engagement, change, error_at=f"zone-{role}", then=done)
 
 
 @router.post("/{engagement_id}/documents")
 async def send_documents(engagement_id: int, act: ActionDep) -> Response:
     engagement = act.own(engagement_id)
-    form = await act.request.form()
+    form = await act.request.form(max_files=act.resources.settings.max_files_per_request)
     files = []
     for index in range(MAX_DOCUMENTS):
         upload = form.get(f"file-{index}")
         if isinstance(upload, UploadFile) and upload.filename:
-            files.append(work.OutgoingFile(upload, str(form.get(f"who-{index}", "taxpayer"))))
+            files.append(
+                work.OutgoingFile(
+                    upload,
+                    str(form.get(f"who-{index}", "taxpayer")),
+                    # The placement editor's places (web/static/placement.js); empty: Portico finds them.
+                    boxes=str(form.get(f"boxes-{index}") or "")[:100_000],
+                    signature_page=bool(form.get(f"signature_page-{index}")),
+                )
+            )
+    joint = any(signer.role.value == "spouse" for signer, _ in work.signers_of(act.db, engagement))
+    one_signer = work.one_signer_joint_documents(files, joint)
+    if one_signer and not form.get("one_signer_confirmed"):
+        names = ", ".join(one_signer)
+        message = (
+            f"{names}: a joint return needs both spouses' signatures, but only one would be asked to sign."
+            " Choose Both, or tick the confirmation, then choose the files again."
+        )
+        return await act.refused(engagement, message, "documents-one-signer", 422)
     return await act.run(
         engagement,
-        lambda: work.send_documents(
-            act.client, act.resources, act.request, act.ws.preparer, engagement, files
-        ),
+        lambda: work.send_documents(act.ctx, engagement, files, message=str(form.get("message") or "")),
         error_at="documents",
         then="?m=transfer-completed#documents",
     )
@@ -172,13 +232,12 @@ def download_document(
     document_id: int,
     request: Request,
     ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
+    ctx: WorkspaceContext,
     original: bool = False,
 ) -> Response:
-    engagement = own_engagement(db, ws, engagement_id)
-    doc = work.document_for_download(db, request, ws.preparer, engagement, document_id)
-    response = download(resources.store, doc, original=original)
+    engagement = own_engagement(ctx.db, ws, engagement_id)
+    doc = work.document_for_download(ctx, engagement, document_id)
+    response = download(ctx.resources.store, doc, original=original)
     if request.query_params.get("save"):
         response.headers["Content-Disposition"] = response.headers["Content-Disposition"].replace(
             "inline", "attachment", 1
@@ -193,8 +252,8 @@ async def send_message(
     engagement = act.own(engagement_id)
     request = act.request
     try:
-        work.post_chat(act.db, request, act.ws.preparer, engagement, body)
-    except HTTPException as exc:
+        work.post_chat(act.ctx, engagement, body)
+    except ServiceError as exc:
         if is_htmx(request):
             return render(request, "preparer/_chat_error.html", {"error": exc.detail})
         return await act.refused(engagement, str(exc.detail), "chat", exc.status_code)
@@ -212,7 +271,7 @@ async def cancel(
     engagement = act.own(engagement_id)
     return await act.run(
         engagement,
-        lambda: work.cancel(act.client, act.request, act.ws.preparer, engagement, reason),
+        lambda: work.cancel(act.ctx, engagement, reason=reason),
         error_at="cancel",
         then="?m=cancelled",
     )
@@ -223,7 +282,7 @@ async def unlock(engagement_id: int, act: ActionDep, role: Annotated[str, Form()
     engagement = act.own(engagement_id)
     return await act.run(
         engagement,
-        lambda: work.unlock(act.client, act.request, act.ws.preparer, engagement, role),
+        lambda: work.unlock(act.ctx, engagement, role=role),
         error_at="status",
         then="?m=unlocked",
     )

@@ -7,46 +7,41 @@ status panel, the document lists and the timeline in one poll, the chat in its o
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
+from html import escape
 from typing import Any
-from zoneinfo import available_timezones
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from api import workflow_calls
-from api.dashboard import STAGE_LABELS, steps_for
-from api.deps import ResourcesDep, SessionDep, TemporalDep
-from api.documents import chat_of, documents_of
-from api.schemas import EngagementCreate, SignerOut
-from api.services import ServiceError
-from api.services import preparer_engagements as work
-from api.services.portal import uploaders
-from api.services.preparer_import import engagement_body, field_errors
-from api.services.preparer_timeline import attention_reason, timeline
+from core.enums import Role, Stage
+from core.identity import guess_time_zone
 from core.models import Engagement, EngagementStatus, Preparer, utcnow
-from web.preparer.rendering import CurrentWorkspace, PollingWorkspace, Workspace, render
+from core.progress import Progress
+from core.retention import retention_of
+from services import ServiceError, workflow_calls
+from services import preparer_engagements as work
+from services.dashboard import STAGE_LABELS, steps_for
+from services.deps import ResourcesDep, SessionDep, TemporalDep
+from services.documents import chat_of, documents_of
+from services.portal import uploaders
+from services.preparer_import import engagement_body, field_errors
+from services.preparer_timeline import attention_reason, timeline
+from services.schemas import EngagementCreate, SignerOut
+from web.preparer.rendering import (
+    CurrentWorkspace,
+    PollingWorkspace,
+    Workspace,
+    WorkspaceContext,
+    render,
+)
+from web.toolkit import US_TIME_ZONES, zone_label
 
 router = APIRouter(prefix="/preparer/engagements", include_in_schema=False)
 
-US_TIME_ZONES = (
-    ("America/New_York", "Eastern"),
-    ("America/Chicago", "Central"),
-    ("America/Denver", "Mountain"),
-    ("America/Phoenix", "Arizona"),
-    ("America/Los_Angeles", "Pacific"),
-    ("America/Anchorage", "Alaska"),
-    ("Pacific/Honolulu", "Hawaii"),
-    ("America/Puerto_Rico", "Atlantic (Puerto Rico)"),
-)
 PERSON_FIELDS = ("first_name", "last_name", "ssn", "email", "phone", "time_zone")
-
-
-def other_time_zones() -> list[str]:
-    us = {zone for zone, _ in US_TIME_ZONES}
-    return sorted(z for z in available_timezones() if "/" in z and z not in us and not z.startswith("Etc/"))
 
 
 # ---- new engagement --------------------------------------------------------------------------------------
@@ -66,20 +61,34 @@ def new_page(
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
-        "us_zones": US_TIME_ZONES,
-        "other_zones": other_time_zones(),
         "spouse_open": any(values.get(f"spouse_{f}") for f in PERSON_FIELDS if f != "time_zone"),
+        "zone_guess": lambda phone: zone_guess_label(phone, ws.time_zone),
     }
     return render(request, "preparer/new_engagement.html", context, status_code)
 
 
+def zone_guess_label(phone: str, firm_zone: str) -> str:
+    """What "Guess from phone number" stands for: the zone the number points to, else the firm's."""
+    names = dict(US_TIME_ZONES)
+    firm = f"your firm's, {names.get(firm_zone, firm_zone)}"
+    guess = guess_time_zone(phone)
+    if guess is not None:
+        return f"Guessed from the phone number: {names.get(guess, guess)} ({guess})."
+    if phone.strip():
+        return f"No guess from this phone number: {firm}, unless you choose one."
+    return f"Guessed from the phone number once you type it; without one, {firm}."
+
+
+@router.get("/new/zone-guess")
+def zone_guess(request: Request, ws: CurrentWorkspace) -> Response:
+    """The guess for the phone number being typed (htmx puts it in the time zone's hint)."""
+    phone = next((v for k, v in request.query_params.items() if k.endswith("_phone")), "")
+    return HTMLResponse(escape(zone_guess_label(phone[:40], ws.time_zone)))
+
+
 @router.get("/new")
 def new_engagement_page(request: Request, ws: CurrentWorkspace) -> Response:
-    values = {
-        "tax_year": str(utcnow().year - 1),
-        "taxpayer_time_zone": ws.time_zone,
-        "spouse_time_zone": ws.time_zone,
-    }
+    values = {"tax_year": str(utcnow().year - 1)}  # time zones: guessed from the phone numbers
     return new_page(request, ws, values)
 
 
@@ -113,12 +122,12 @@ def engagement_context(
     db: SessionDep, ws: Workspace, engagement: Engagement, locks: dict[str, bool] | None = None
 ) -> dict[str, Any]:
     row = db.get(EngagementStatus, engagement.id)
-    detail = json.loads(row.detail) if row and row.detail else {}
+    progress = Progress.from_json(row.detail if row else None)
     people = work.signers_of(db, engagement)
     signers = [
         SignerView(
             work.signer_out(s, a),
-            detail.get(f"{s.role.value}_step", "created"),
+            progress.step_of(s.role),
             (locks or {}).get(s.role.value, False),
         )
         for s, a in people
@@ -127,7 +136,7 @@ def engagement_context(
     by = uploaders(db, engagement.id or 0)
     names = {s.role.value: s.full_name for s, _ in people}
     owner = db.get(Preparer, engagement.preparer_id)
-    stage = row.stage if row else "created"
+    stage = row.stage if row else Stage.CREATED
     return {
         "ws": ws,
         "page": "engagement",
@@ -135,7 +144,7 @@ def engagement_context(
         "row": row,
         "stage": stage,
         "stage_label": STAGE_LABELS.get(stage, stage),
-        "steps": steps_for(stage, detail),
+        "steps": steps_for(stage, progress),
         "signers": signers,
         "names": names,
         "title": " & ".join(names.values()) or f"Engagement {engagement.id}",
@@ -143,20 +152,21 @@ def engagement_context(
         "sent": [d for d in docs if d.direction == "to_client"],
         "received": [d for d in reversed(docs) if d.direction == "to_preparer"],
         "uploaded_by": {d_id: names.get(role, role) for d_id, role in by.items()},
-        "closed": stage in ("cancelled", "completed"),
+        "closed": stage in (Stage.CANCELLED, Stage.COMPLETED),
         "reason": attention_reason(db, engagement) if row is not None and row.needs_attention else None,
-        "joint": "spouse" in names,
+        "joint": Role.SPOUSE in names,
+        # The workflow refuses documents until the taxpayer has verified; the form says so beforehand.
+        "can_send": any(s.role == Role.TAXPAYER and s.out.verified for s in signers),
+        "retention": retention_of(db, engagement),
+        "client_key": next((s.id for s, _ in people if s.role is Role.TAXPAYER), None),  # the client page
     }
 
 
-async def signer_locks(client: Client, engagement: Engagement, max_failures: int) -> dict[str, bool]:
+async def signer_locks(client: Client, engagement: Engagement) -> dict[str, bool]:
     """Which signers the workflow has locked out (identity mismatches, wrong codes); best effort."""
-    with contextlib.suppress(HTTPException):
+    with contextlib.suppress(ServiceError):
         state = await workflow_calls.query_status(client, engagement.id or 0)
-        return {
-            role: s.registration_locked or s.code_failures >= max_failures
-            for role, s in state.signers.items()
-        }
+        return {s.role: s.locked_out for s in state.progress.signers}
     return {}
 
 
@@ -172,7 +182,7 @@ async def engagement_page(
     error_at: str = "",
     status_code: int = 200,
 ) -> Response:
-    locks = await signer_locks(client, engagement, resources.settings.code_max_failures)
+    locks = await signer_locks(client, engagement)
     chat = chat_of(db, engagement.id or 0)
     context = {
         **engagement_context(db, ws, engagement, locks),
@@ -182,7 +192,19 @@ async def engagement_page(
         "error": error,
         "error_at": error_at,
     }
-    return render(request, "preparer/engagement.html", context, status_code)
+    return render(request, "preparer/engagement.html", context, status_code, notices=sent_notices(context))
+
+
+def sent_notices(context: dict[str, Any]) -> dict[str, str]:
+    """`?m=link-sent-<role>-<channel>`: on a joint return the notice says to whom the link went (masked);
+    `?m=zone-<role>`: whose time zone is now which."""
+    notices = {}
+    for s in context["signers"]:
+        notices[f"zone-{s.role}"] = f"{s.out.name}'s time zone is now {zone_label(s.out.time_zone)}."
+        for channel, masked in (("email", s.out.masked_email), ("sms", s.out.masked_phone)):
+            to = f" to {s.out.name} ({masked})" if context["joint"] and masked else ""
+            notices[f"link-sent-{s.role}-{channel}"] = f"The link has successfully been sent{to}!"
+    return notices
 
 
 def own_engagement(db: SessionDep, ws: Workspace, engagement_id: int) -> Engagement:
@@ -194,19 +216,14 @@ def own_engagement(db: SessionDep, ws: Workspace, engagement_id: int) -> Engagem
 
 @router.get("/{engagement_id}")
 async def view_engagement(
-    engagement_id: int,
-    request: Request,
-    ws: CurrentWorkspace,
-    db: SessionDep,
-    resources: ResourcesDep,
-    client: TemporalDep,
+    engagement_id: int, request: Request, ws: CurrentWorkspace, ctx: WorkspaceContext
 ) -> Response:
     try:
-        engagement = work.engagement_of(db, ws.preparer, engagement_id)
+        engagement = work.engagement_of(ctx.db, ws.preparer, engagement_id)
     except ServiceError as exc:  # another firm's, or none: the same answer, no hint which
         return render(request, "preparer/not_found.html", {"ws": ws, "message": exc.message}, 404)
-    work.record_view(db, request, ws.preparer, engagement)
-    return await engagement_page(request, ws, db, resources, client, engagement)
+    work.record_view(ctx, engagement)
+    return await engagement_page(request, ws, ctx.db, ctx.resources, ctx.client, engagement)
 
 
 @router.get("/{engagement_id}/live")
@@ -220,7 +237,7 @@ async def live_parts(
 ) -> Response:
     """The status panel, with the document lists and the timeline out of band: one poll for all three."""
     engagement = own_engagement(db, ws, engagement_id)
-    locks = await signer_locks(client, engagement, resources.settings.code_max_failures)
+    locks = await signer_locks(client, engagement)
     context = {
         **engagement_context(db, ws, engagement, locks),
         "timeline": timeline(db, engagement),

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 
-from api.deps import ResourcesDep, SessionDep, TemporalDep, request_actor
-from api.services import preparer_import as importer
+from services import parsing
+from services import preparer_import as importer
+from services.deps import ResourcesDep, SessionDep, TemporalDep, request_actor
 from web.preparer.rendering import CurrentWorkspace, render
 from web.security import check_csrf
 
@@ -66,7 +67,7 @@ async def run_import(
         )
     if not data.strip():
         return _page(request, ws, 422, file_error="Choose a CSV file.")
-    check = importer.check_file(db, resources, ws.preparer, data, name)
+    check = await parsing.in_thread(name, importer.check_file, db, resources, ws.preparer, data, name)
     if action != "import" or not check.ok:
         return _page(request, ws, 200 if check.ok else 422, check=check)
     actor = request_actor(request, "preparer", str(ws.preparer.id))

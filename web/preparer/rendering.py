@@ -1,4 +1,5 @@
-"""The workspace's templates, page context, and who is logged in (with both factors) for the pages."""
+"""The workspace's page area (its notices, its login) and who is logged in (with both factors) for the
+pages."""
 
 from __future__ import annotations
 
@@ -6,30 +7,20 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Response, status
-from fastapi.templating import Jinja2Templates
+from fastapi import Depends, Request
 from sqlmodel import Session
 
-from api.dashboard import STAGE_LABELS
-from api.deps import ResourcesDep, SessionDep, cookie_name
-from api.services import preparer_auth
-from api.services.preparer_settings import firm_settings
 from core import sessions
 from core.context import Resources
 from core.models import Firm, Preparer, WebSession, utcnow
-from web import TEMPLATES_DIR
-from web.rendering import file_size
-from web.security import csrf_token, issue_csrf_cookie
+from services import preparer_auth
+from services.context import PreparerContext
+from services.deps import OutboxDep, ResourcesDep, SessionDep, TemporalDep, cookie_name, request_actor
+from services.preparer_settings import firm_settings
+from web.toolkit import PageArea, local_time
 
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
-templates.env.filters["file_size"] = file_size
-templates.env.globals["STAGE_LABELS"] = STAGE_LABELS
-
-# Short notices after a redirect, by key, so a URL can never inject text into a page.
 NOTICES = {
     "logged-out": "You are logged out.",
     "link-sent": "The link has successfully been sent!",
@@ -39,6 +30,10 @@ NOTICES = {
     "cancelled": "The engagement is cancelled.",
     "unlocked": "Unlocked: the client can try again.",
     "settings-saved": "Settings saved. New engagements use them.",
+    "retention-saved": "Saved: engagements are kept that long after they complete.",
+    "contact-saved": "Saved: your clients see this contact information in their portal.",
+    "hold-placed": "The engagement is on legal hold: it is kept until the hold is lifted.",
+    "hold-lifted": "Legal hold lifted: the engagement is kept until its retention date.",
     "template-saved": "Template saved.",
     "template-reset": "Template reset to Portico's wording.",
     "invited": "Invitation sent.",
@@ -49,21 +44,15 @@ NOTICES = {
     "admin-revoked": "They are no longer an administrator of the firm.",
     "joined": "Your account is ready. Log in to set up two-step login.",
     "sent": "Message sent.",
+    "rolled-over": "Rolled over: next year's engagement for the same people. Send them the link when ready.",
+    "places-template-deleted": "Template deleted: that form's places are found on the page again.",
+    "label-added": "Label added: Portico looks for it when it finds the places to sign.",
+    "label-deleted": "Label removed.",
 }
-
-
-class LoginRequired(HTTPException):
-    """Handled by FastAPI's own HTTPException handler: a redirect (or an htmx redirect) to the login."""
-
-    def __init__(self, request: Request) -> None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if request.method != "GET":
-            target = "/preparer"
-        url = f"/preparer/login?next={quote(target, safe='/?=&')}"
-        if request.headers.get("hx-request") == "true":
-            super().__init__(status.HTTP_204_NO_CONTENT, headers={"HX-Redirect": url})
-        else:
-            super().__init__(status.HTTP_303_SEE_OTHER, headers={"Location": url})
+# The return path keeps `?`, `=` and `&` readable in the login URL (`next=/preparer?stage=signing`).
+WORKSPACE = PageArea(home="/preparer", notices=NOTICES)
+render = WORKSPACE.render
+safe_next = WORKSPACE.safe_next
 
 
 @dataclass(frozen=True)
@@ -76,12 +65,7 @@ class Workspace:
 
     def local(self, value: datetime | None, with_zone: bool = True) -> str:
         """`Mar 3, 2026, 2:15 PM EST` in the firm's time zone."""
-        if value is None:
-            return ""
-        local = value.astimezone(ZoneInfo(self.time_zone))
-        hour = local.hour % 12 or 12
-        text = f"{local:%b} {local.day}, {local.year}, {hour}:{local:%M} {local:%p}"
-        return f"{text} {local.tzname()}" if with_zone else text
+        return local_time(value, self.time_zone, with_zone)
 
     def age(self, value: datetime | None) -> str:
         return relative_age(value, utcnow())
@@ -114,10 +98,10 @@ def _workspace(request: Request, db: Session, resources: Resources, *, touch: bo
     preparer = db.get(Preparer, row.subject_id) if row else None
     # A session from the JSON API before two-step login was set up is not enough for the pages.
     if preparer is None or not preparer.active or not preparer_auth.is_enrolled(db, preparer.id or 0):
-        raise LoginRequired(request)
+        raise WORKSPACE.login_required(request)
     firm = db.get(Firm, preparer.firm_id)
     if firm is None:  # pragma: no cover - foreign key
-        raise LoginRequired(request)
+        raise WORKSPACE.login_required(request)
     return Workspace(preparer, firm, firm_settings(db, firm.id or 0).time_zone)
 
 
@@ -135,30 +119,20 @@ PollingWorkspace = Annotated[Workspace, Depends(workspace_poller)]
 CurrentWorkspace = Annotated[Workspace, Depends(workspace_user)]
 
 
-def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
-) -> Response:
-    resources: Resources = request.app.state.resources
-    ctx = {
-        "csrf_token": csrf_token(request, resources),
-        "notice": NOTICES.get(request.query_params.get("m", "")),
-        **(context or {}),
-    }
-    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"  # client data: never from a cache
-    issue_csrf_cookie(request, response, resources)
-    return response
+def workspace_context(
+    request: Request,
+    ws: CurrentWorkspace,
+    db: SessionDep,
+    resources: ResourcesDep,
+    outbox: OutboxDep,
+    client: TemporalDep,
+) -> PreparerContext:
+    """The signed-in preparer as the services take them: the same context the API builds."""
+    actor = request_actor(request, "preparer", str(ws.preparer.id))
+    return PreparerContext(db, resources, outbox, client, ws.preparer, actor)
 
 
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
-def safe_next(value: str | None) -> str:
-    """Where to go after logging in: only a workspace path on this site."""
-    if value and value.startswith("/preparer") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/preparer"
+WorkspaceContext = Annotated[PreparerContext, Depends(workspace_context)]
 
 
 def relative_age(since: datetime | None, now: datetime) -> str:

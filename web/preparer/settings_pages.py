@@ -1,7 +1,7 @@
 """Firm settings pages: colleagues, reminder schedule and quiet hours, message templates with a preview,
 and the preparer's own recovery codes. Every preparer reads them; only the firm's administrators see the
 controls that change them, and anyone else who posts a change gets the settings page back with a 403 and
-the reason. Rules: `api.services.preparer_settings` and `api.services.preparer_colleagues`."""
+the reason. Rules: `services.preparer_settings` and `services.preparer_colleagues`."""
 
 from __future__ import annotations
 
@@ -9,26 +9,21 @@ from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
-from fastapi.responses import RedirectResponse
 
-from activities.messages import REQUIRED_PLACEHOLDER
-from activities.outbox import Outbox
-from api.deps import ResourcesDep, SessionDep
-from api.services import ServiceError, new_device
-from api.services import preparer_auth as auth
-from api.services import preparer_colleagues as people
-from api.services import preparer_settings as firm_admin
+from messaging.wording import REQUIRED_PLACEHOLDER
+from services import ServiceError, retention
+from services import placement_templates as places
+from services import preparer_auth as auth
+from services import preparer_colleagues as people
+from services import preparer_settings as firm_admin
+from services.deps import OutboxDep, ResourcesDep, SessionDep
 from web.preparer.rendering import CurrentWorkspace, Workspace, render
 from web.security import check_csrf
+from web.toolkit import see_other
 
 router = APIRouter(prefix="/preparer/settings", include_in_schema=False, dependencies=[Depends(check_csrf)])
-OutboxDep = Annotated[Outbox, Depends(new_device.get_outbox)]
 PURPOSE_LABELS = dict(firm_admin.EDITABLE)
 CHANNEL_LABELS = dict(firm_admin.CHANNELS)
-
-
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 # The schedule's units after a value of 1: "1 hour", not "1 hours".
@@ -64,10 +59,16 @@ def _settings_page(
         "invites": people.pending_invites(db, firm_id),
         "settings": firm_admin.firm_settings(db, firm_id),
         "fields": firm_admin.SCHEDULE_FIELDS,
+        "contact_fields": firm_admin.CONTACT_FIELDS,
+        "contact_errors": {},
+        "minimum_retention_years": retention.MINIMUM_YEARS,
         "unit_for": unit_for,
         "zones": sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/")),
         "templates": templates,
         "codes_left": auth.recovery_codes_left(db, ws.preparer.id or 0),
+        "place_templates": [(row, places.places_summary(row)) for row in places.templates_of(db, firm_id)],
+        "signature_labels": places.label_rows(db, firm_id),
+        "label_roles": (("taxpayer", "Taxpayer"), ("spouse", "Spouse")),
         "errors": {},
         "values": {},
         "alerts": {},  # a refusal, shown in the section (by id) it is about
@@ -98,6 +99,38 @@ async def save_schedule(request: Request, ws: CurrentWorkspace, db: SessionDep) 
             request, ws, db, 422, settings=settings, schedule_errors=errors, schedule_values=values
         )
     return see_other("/preparer/settings?m=settings-saved#schedule")
+
+
+@router.post("/contact")
+async def save_contact(request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
+    """The office address, phone, email and hours the firm's clients see in the portal."""
+    form = await request.form()
+    values = {k: str(v)[:400] for k, v in form.items() if isinstance(v, str)}
+    try:
+        settings, errors = firm_admin.save_firm_contact(db, request, ws.preparer, values)
+    except ServiceError as exc:
+        return _refused(request, ws, db, exc, "contact")
+    if errors:
+        return _settings_page(request, ws, db, 422, settings=settings, contact_errors=errors)
+    return see_other("/preparer/settings?m=contact-saved#contact")
+
+
+@router.post("/retention")
+def save_retention(
+    request: Request,
+    ws: CurrentWorkspace,
+    db: SessionDep,
+    retention_years: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    try:
+        retention.save_retention_years(db, request, ws.preparer, retention_years)
+    except ServiceError as exc:
+        if exc.status_code == status.HTTP_403_FORBIDDEN:
+            return _refused(request, ws, db, exc, "retention")
+        return _settings_page(
+            request, ws, db, exc.status_code, retention_error=exc.message, retention_value=retention_years
+        )
+    return see_other("/preparer/settings?m=retention-saved#retention")
 
 
 # ---- colleagues ----------------------------------------------------------------------------------------
@@ -270,3 +303,50 @@ def save_template(
     if errors:
         return _template_page(request, ws, purpose, channel, subject, body, True, errors, 422)
     return see_other(f"/preparer/settings/templates/{purpose}/{channel}?m=template-saved")
+
+
+# ---- signature places: templates per form, the firm's own labels -------------------------------------
+
+
+@router.post("/placement-templates/{template_id}/delete")
+def delete_places_template(
+    template_id: int, request: Request, ws: CurrentWorkspace, db: SessionDep
+) -> Response:
+    try:
+        places.delete_template(db, request, ws.preparer, template_id)
+    except ServiceError as exc:
+        return _refused(request, ws, db, exc, "places")
+    return see_other("/preparer/settings?m=places-template-deleted#places")
+
+
+@router.post("/signature-labels")
+def add_signature_label(
+    request: Request,
+    ws: CurrentWorkspace,
+    db: SessionDep,
+    role: Annotated[str, Form(max_length=20)] = "",
+    text: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        places.add_label(db, request, ws.preparer, role=role, text=text)
+    except ServiceError as exc:
+        if exc.status_code == status.HTTP_403_FORBIDDEN:
+            return _refused(request, ws, db, exc, "places")
+        return _settings_page(
+            request,
+            ws,
+            db,
+            exc.status_code,
+            label_error=exc.message,
+            label_values={"role": role, "text": text},
+        )
+    return see_other("/preparer/settings?m=label-added#places")
+
+
+@router.post("/signature-labels/{label_id}/delete")
+def delete_signature_label(label_id: int, request: Request, ws: CurrentWorkspace, db: SessionDep) -> Response:
+    try:
+        places.delete_label(db, request, ws.preparer, label_id)
+    except ServiceError as exc:
+        return _refused(request, ws, db, exc, "places")
+    return see_other("/preparer/settings?m=label-deleted#places")

@@ -7,7 +7,50 @@
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.content : "";
   }
-  window.Portico = { csrfToken: csrfToken };
+  // One live region for the whole page, there from the start: screen readers announce a change to a region
+  // they already know, not a role="status" that arrives together with its text.
+  function liveRegion() {
+    var region = document.getElementById("live-status");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "live-status";
+      region.className = "visually-hidden";
+      region.setAttribute("role", "status");
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+
+  function announce(text) {
+    var region = liveRegion();
+    region.textContent = "";  // the same words twice in a row are a new announcement too
+    setTimeout(function () { region.textContent = text; }, 50);
+  }
+  window.Portico = { csrfToken: csrfToken, announce: announce };
+
+  // After an htmx swap a person asked for: read out what the new content marks with data-announce, and
+  // when the control they used was swapped away, put focus on the one the content marks with
+  // data-focus-after-swap (the next control in the same row), not on the page body. Several swaps of one
+  // response (the row and the summary above it) settle one after the other: gather them first.
+  var pendingSwap = null;
+  document.addEventListener("htmx:afterSettle", function () {
+    if (pendingSwap) return;
+    pendingSwap = setTimeout(function () {
+      pendingSwap = null;
+      var words = [];
+      document.querySelectorAll("[data-announce]").forEach(function (el) {
+        words.push(el.getAttribute("data-announce") || el.textContent.trim());
+        el.removeAttribute("data-announce");
+      });
+      if (words.length) announce(words.join(" "));
+      var next = document.querySelector("[data-focus-after-swap]");
+      if (next) {
+        next.removeAttribute("data-focus-after-swap");
+        var focused = document.activeElement;
+        if (!focused || focused === document.body || !document.body.contains(focused)) next.focus();
+      }
+    }, 0);
+  });
 
   // htmx requests carry the CSRF token in a header, like fetch() calls do.
   document.addEventListener("htmx:configRequest", function (event) {
@@ -20,6 +63,7 @@
   }
 
   ready(function () {
+    liveRegion();
     // Errors after a full-page submit: move focus there so screen readers read them first.
     var focusTarget = document.querySelector("[data-focus-on-load]");
     if (focusTarget) focusTarget.focus();

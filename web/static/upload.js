@@ -30,10 +30,26 @@
   zone.addEventListener("drop", function (event) {
     if (event.dataTransfer) uploadAll(event.dataTransfer.files);
   });
+  // The whole area opens the file chooser, not only its "Browse Files" label (which does so itself).
+  zone.addEventListener("click", function (event) {
+    if (!event.target.closest("label, input")) input.click();
+  });
 
   function uploadAll(files) {
     var uploads = Array.prototype.map.call(files || [], uploadOne);
-    if (uploads.length) Promise.all(uploads).then(refreshList);
+    if (!uploads.length) return;
+    say(uploads.length === 1 ? "Uploading 1 file…" : "Uploading " + uploads.length + " files…");
+    Promise.all(uploads).then(function (outcomes) {
+      refreshList();
+      var done = outcomes.filter(function (o) { return o.ok; }).map(function (o) { return o.name; });
+      var failed = outcomes.filter(function (o) { return !o.ok; }).map(function (o) { return o.message; });
+      say((done.length ? "Uploaded " + done.join(", ") + ". " : "") + failed.join(" "));
+    });
+  }
+
+  // Through the page's one live region (portal.js), which screen readers already listen to.
+  function say(text) {
+    if (window.Portico && window.Portico.announce) window.Portico.announce(text.trim());
   }
 
   function uploadOne(file) {
@@ -64,25 +80,26 @@
           bar.value = 100;
           item.classList.add("done");
           state.textContent = "Uploaded " + file.name;
+          resolve({ ok: true, name: file.name });
         } else {
-          fail(messageFrom(xhr) || "The upload of " + file.name + " failed.");
+          resolve(fail(messageFrom(xhr) || "The upload of " + file.name + " failed."));
         }
-        resolve();
       });
       xhr.addEventListener("error", function () {
-        fail("The upload of " + file.name + " failed. Check your connection and try again.");
-        resolve();
+        resolve(fail("The upload of " + file.name + " failed. Check your connection and try again."));
       });
       var data = new FormData();
       data.append("files", file, file.name);
+      var keepPrivate = form.querySelector('input[name="private"]');
+      if (keepPrivate && keepPrivate.checked) data.append("private", "on");
       xhr.send(data);
     });
 
     function fail(message) {
       item.classList.add("failed");
       bar.remove();
-      state.setAttribute("role", "alert");
       state.textContent = message;
+      return { ok: false, name: file.name, message: message };
     }
   }
 

@@ -1,0 +1,1 @@
+"""Composition only: the app factory (`portico.app`) and the `portico` command (`portico.cli`)."""
