@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import faulthandler
 import functools
 import os
 import secrets
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import _workflow
 
 from core.config import Settings
 from core.context import Resources
@@ -26,6 +28,40 @@ from workflows.client import data_converter
 
 BIN = Path(sys.executable).parent
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Temporal fails a workflow activation that runs over 2 s as a "deadlock" and evicts the workflow, which
+# leaves its waiting handlers to be closed by the garbage collector. On this shared two-core machine a busy
+# moment (Chromium, a PDF render, a second server) can starve the workflow thread that long: a failure of
+# the machine, not of the workflow. The tests allow 10 s; production keeps Temporal's 2 s. (A workflow that
+# really blocks still fails here, only later.)
+TEST_DEADLOCK_SECONDS = 10
+_start_workflow_worker = _workflow._WorkflowWorker.__init__
+
+
+def _patient_workflow_worker(self: _workflow._WorkflowWorker, *args: object, **kwargs: object) -> None:
+    _start_workflow_worker(self, *args, **kwargs)  # type: ignore[arg-type]
+    if self._deadlock_timeout_seconds is not None:
+        self._deadlock_timeout_seconds = TEST_DEADLOCK_SECONDS
+
+
+_workflow._WorkflowWorker.__init__ = _patient_workflow_worker  # type: ignore[method-assign]
+
+# pytest-timeout stops its clock once a test has failed (so a debugger could be used), which leaves the
+# failed test's fixture teardown without a limit: a teardown stuck on a dead browser page or a worker
+# waiting on an evicted workflow would hold CI until its own limit. A stuck teardown instead prints every
+# thread's stack and ends the run.
+TEARDOWN_LIMIT_SECONDS = 240
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    faulthandler.dump_traceback_later(TEARDOWN_LIMIT_SECONDS, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 LOCAL_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
