@@ -20,9 +20,11 @@ from activities import signing
 from activities.types import (
     AccountToLink,
     CreateAccount,
+    DeclineRecord,
     MarkVerified,
     MessageRequest,
     MessageResult,
+    PaperSignature,
     PublishDocuments,
     SealDocuments,
     SealResult,
@@ -80,6 +82,8 @@ class EngagementActivities:
             self.publish_documents,
             self.store_signature_image,
             self.sign_document,
+            self.record_decline,
+            self.record_paper_signature,
             self.seal_documents,
         ]
 
@@ -287,6 +291,10 @@ class EngagementActivities:
                     for role in spec.required_roles:
                         session.add(Signature(document_id=doc.id or 0, role=Role(role)))
                 ids.append(doc.id or 0)
+            if req.replaces is not None:  # the corrected copy takes the old one's place
+                old = _get(session, Document, req.replaces)
+                old.replaced_by = ids[0]
+                session.add(old)
             # In the same transaction as the documents: a retry finds both, and writes neither again.
             notifications.documents_published(session, req.engagement_id, ids, roles_to_sign)
             session.commit()
@@ -335,6 +343,32 @@ class EngagementActivities:
             self.r.store.delete(key)  # lost the race: this version is referenced nowhere
             return signing.signed_meanwhile(session, req)
 
+    @activity.defn(name="record_decline")
+    def record_decline(self, req: DeclineRecord) -> None:
+        with Session(self.r.engine) as session:
+            signature = _signature(session, req.document_id, req.role)
+            if signature.declined_at is None:  # a retry finds it written
+                signature.declined_at, signature.decline_reason = req.at, req.reason
+                signature.ip, signature.user_agent = req.actor.ip, req.actor.user_agent
+                session.add(signature)
+                session.commit()
+
+    @activity.defn(name="record_paper_signature")
+    def record_paper_signature(self, req: PaperSignature) -> None:
+        """Each role's signature row says signed on paper, when, the scan, and who vouched for it. The
+        document's PDF stays as it was: the scan is the signed copy."""
+        with Session(self.r.engine) as session:
+            for role in req.roles:
+                signature = _signature(session, req.document_id, role)
+                if signature.signed_at is not None:  # a retry, or signed meanwhile: keep what is there
+                    continue
+                signature.signed_at, signature.method = req.at, "paper"
+                signature.attested_by, signature.scan_document_id = req.actor.label, req.scan_document_id
+                signature.ip, signature.user_agent = req.actor.ip, req.actor.user_agent
+                signature.declined_at = signature.decline_reason = None
+                session.add(signature)
+            session.commit()
+
     # ---- sealing -----------------------------------------------------------------------------------
 
     @activity.defn(name="seal_documents")
@@ -370,6 +404,15 @@ def _preparer_to_tell(session: Session, engagement: Engagement) -> Preparer:
     if admin is None:  # a firm always keeps an active administrator; refuse rather than mail a leaver
         raise ApplicationError("the firm has no active administrator to tell", non_retryable=True)
     return admin
+
+
+def _signature(session: Session, document_id: int, role: str) -> Signature:
+    signature = session.exec(
+        select(Signature).where(Signature.document_id == document_id, Signature.role == role)
+    ).first()
+    if signature is None:
+        raise ApplicationError(f"document {document_id} needs no {role} signature", non_retryable=True)
+    return signature
 
 
 def _signer(session: Session, engagement_id: int, role: str) -> Signer:

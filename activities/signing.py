@@ -254,7 +254,11 @@ def _documents_to_seal(session: Session, engagement_id: int) -> list[Document]:
     return list(
         session.exec(
             select(Document)
-            .where(Document.engagement_id == engagement_id, col(Document.id).in_(signed))
+            .where(
+                Document.engagement_id == engagement_id,
+                col(Document.id).in_(signed),
+                col(Document.replaced_by).is_(None),  # a corrected copy took its place: never signed in full
+            )
             .order_by(col(Document.id))
         )
     )

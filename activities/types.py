@@ -117,6 +117,7 @@ class PublishDocuments:
     engagement_id: int
     documents: list[DocumentSpec]
     uploaded_by: str
+    replaces: int | None = None  # a corrected copy: the one document published takes this one's place
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,30 @@ class SignRequest:
     engagement_id: int
     document_id: int
     role: str
+    actor: Actor
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeclineRecord:
+    """A signer declined to sign a document, and why."""
+
+    engagement_id: int
+    document_id: int
+    role: str
+    reason: str
+    actor: Actor
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PaperSignature:
+    """Signatures made by hand on paper, shown by an uploaded scan, and vouched for by `actor`."""
+
+    engagement_id: int
+    document_id: int
+    roles: list[str]
+    scan_document_id: int
     actor: Actor
     at: datetime
 

@@ -172,6 +172,9 @@ class Document(SQLModel, table=True):
     sealed_at: datetime | None = _when(nullable=True)  # current_key is then the sealed, locked version
     # An upload its signer marked private: the preparer sees it, the other spouse of a joint return does not.
     private: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # A corrected copy the preparer sent in its place (after a decline, say): nothing more is signed here.
+    replaced_by: int | None = None
+    downloaded_at: datetime | None = _when(nullable=True)  # the firm first downloaded the signed copy
 
 
 class Signature(SQLModel, table=True):
@@ -187,6 +190,12 @@ class Signature(SQLModel, table=True):
     ip: str | None = None
     user_agent: str | None = None
     version_key: str | None = None  # the document as this signature left it; every version is kept
+    method: str = Field(default="electronic", sa_column_kwargs={"server_default": "electronic"})
+    """"electronic", or "paper": signed by hand, shown by a scan (`scan_document_id`) someone attested."""
+    attested_by: str | None = None  # who vouched for a paper signature: "taxpayer:<role>" or "preparer:<id>"
+    scan_document_id: int | None = None
+    declined_at: datetime | None = _when(nullable=True)
+    decline_reason: str | None = None
 
 
 class ChatMessage(SQLModel, table=True):

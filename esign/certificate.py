@@ -28,7 +28,7 @@ from reportlab.platypus import (
 )
 
 from core import audit
-from esign.records import DocumentRecord, EngagementRecord, SignerRecord, TimelineEntry, utc
+from esign.records import DocumentRecord, EngagementRecord, SignatureEvent, SignerRecord, TimelineEntry, utc
 from esign.stamp import printable
 
 MARGIN = 40.0
@@ -182,6 +182,8 @@ def _document(doc: DocumentRecord, styles: _Styles) -> Flowable:
 
 
 def _signed_hash(doc: DocumentRecord) -> str:
+    if doc.replaced_by is not None:
+        return f"- (replaced by a corrected copy, document {doc.replaced_by})"
     if not doc.required_roles:
         return "- (no signature needed)"
     return doc.sha256_signed or "not fully signed"
@@ -202,9 +204,7 @@ def _signer(signer: SignerRecord, styles: _Styles, width: float) -> Flowable:
         ("Signature adopted", utc(signer.signature_saved_at)),
     ]
     for event in signer.signatures:
-        where = f"IP {event.ip or 'unknown'}, user agent {event.user_agent or 'unknown'}"
-        placed = f"; on {event.places}" if event.places else ""
-        facts.append((f"Signed {event.document}", f"{utc(event.signed_at)} from {where}{placed}"))
+        facts.append((f"Signed {event.document}", _how_signed(event)))
     label_width, image_width, padding = 105.0, 150.0, 6.0
     details_width = width - image_width - 2 * padding  # the outer cells' width, padding included
     detail = Table(
@@ -229,6 +229,17 @@ def _signer(signer: SignerRecord, styles: _Styles, width: float) -> Flowable:
         )
     )
     return table  # one row: platypus never splits it across pages
+
+
+def _how_signed(event: SignatureEvent) -> str:
+    if event.method == "paper":
+        return (
+            f"{utc(event.signed_at)} on paper (a manual signature): scan SHA-256 {event.scan_sha256 or '-'}, "
+            f"attested by {event.attested_by or 'unknown'}"
+        )
+    where = f"IP {event.ip or 'unknown'}, user agent {event.user_agent or 'unknown'}"
+    placed = f"; on {event.places}" if event.places else ""
+    return f"{utc(event.signed_at)} from {where}{placed}"
 
 
 def _account_changes(signer: SignerRecord) -> list[str]:

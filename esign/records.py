@@ -101,6 +101,9 @@ class SignatureEvent:
     sha256_after: str | None
     places: str = ""
     """Where this signature was put, e.g. "page 2: signature, date"; empty: the form's own field."""
+    method: str = "electronic"  # or "paper": signed by hand, shown by a scan
+    attested_by: str = ""  # for a paper signature: who vouched for it ("preparer:7", "taxpayer:spouse")
+    scan_sha256: str = ""  # for a paper signature: the uploaded scan's digest
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ class DocumentRecord:
     sealed_at: datetime | None
     required_roles: list[str]
     signatures: list[SignatureEvent]
+    replaced_by: int | None = None
+    """A corrected copy took this document's place: its signatures (if any) no longer count."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,13 @@ def collect_record(
     )
 
 
+def _scan_digests(session: Session, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = session.exec(select(Document.id, Document.sha256).where(col(Document.id).in_(ids))).all()
+    return {doc_id or 0: digest for doc_id, digest in rows}
+
+
 def _timeline(session: Session, engagement_id: int, until: datetime | None) -> list[TimelineEntry]:
     query = select(AuditEntry).where(AuditEntry.engagement_id == engagement_id)
     if until is not None:
@@ -214,6 +226,7 @@ def _documents(session: Session, engagement_id: int) -> list[DocumentRecord]:
         signatures = session.exec(
             select(Signature).where(Signature.document_id == doc.id).order_by(col(Signature.signed_at))
         ).all()
+        scans = _scan_digests(session, [s.scan_document_id for s in signatures if s.scan_document_id])
         events = [
             SignatureEvent(
                 doc.id or 0,
@@ -223,12 +236,19 @@ def _documents(session: Session, engagement_id: int) -> list[DocumentRecord]:
                 s.ip,
                 s.user_agent,
                 s.sha256_after,
-                describe_places(boxes.loads(doc.signature_boxes), s.role.value),
+                describe_places(boxes.loads(doc.signature_boxes), s.role.value)
+                if s.method != "paper"
+                else "",
+                method=s.method,
+                attested_by=s.attested_by or "",
+                scan_sha256=scans.get(s.scan_document_id or 0, ""),
             )
             for s in signatures
             if s.signed_at is not None
         ]
         all_signed = bool(signatures) and len(events) == len(signatures)
+        # The PDF as its last electronic signature left it; signed only on paper, the PDF as sent.
+        electronic = [e.sha256_after for e in events if e.method != "paper" and e.sha256_after]
         records.append(
             DocumentRecord(
                 document_id=doc.id or 0,
@@ -236,11 +256,12 @@ def _documents(session: Session, engagement_id: int) -> list[DocumentRecord]:
                 pages=doc.pages,
                 size=doc.size,
                 sha256_sent=doc.sha256,
-                sha256_signed=events[-1].sha256_after if all_signed else None,
+                sha256_signed=(electronic[-1] if electronic else doc.sha256) if all_signed else None,
                 sha256_current=doc.current_sha256,
                 sealed_at=doc.sealed_at,
                 required_roles=[s.role.value for s in signatures],
                 signatures=events,
+                replaced_by=doc.replaced_by,
             )
         )
     return records

@@ -227,6 +227,15 @@ def _needs_attention(ctx: MessageContext) -> RenderedMessage:
     )
 
 
+def _declined(ctx: MessageContext) -> RenderedMessage:
+    # The reason stays in the portal: a mailbox is no place for what a client wrote about their return.
+    return RenderedMessage(
+        f"Declined: {ctx.engagement_label}",
+        f"A client declined to sign a document in {ctx.engagement_label}. See their reason, then send a "
+        f"corrected copy or take the signature on paper:\n{ctx.link}",
+    )
+
+
 def _completed(ctx: MessageContext) -> RenderedMessage:
     return RenderedMessage(
         f"Signed: {ctx.engagement_label}",
@@ -317,6 +326,7 @@ _RENDERERS: dict[str, Callable[[MessageContext], RenderedMessage]] = {
     "documents_ready": _documents_ready,
     "signature_reminder": _signature_reminder,
     "needs_attention": _needs_attention,
+    "declined": _declined,
     "completed": _completed,
     "login_code": _login_code,
     "contact_code": _contact_code,

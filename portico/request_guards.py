@@ -110,8 +110,10 @@ class ApiCsrf:
 
 # Every route that takes files (tests/test_api/test_security_uploads.py checks it against the routes).
 UPLOAD_PATHS = re.compile(
-    r"^(/api/engagements/\d+/documents|/api/taxpayer/uploads|/api/taxpayer/signature|/api/verify"
-    r"|/portal/files|/portal/signature|/preparer/import|/preparer/engagements/\d+/documents"
+    r"^(/api/engagements/\d+/documents(?:/\d+/(?:replace|paper))?|/api/taxpayer/uploads"
+    r"|/api/taxpayer/signature|/api/taxpayer/documents/\d+/paper|/api/verify"
+    r"|/portal/files|/portal/signature|/portal/documents/\d+/paper|/preparer/import"
+    r"|/preparer/engagements/\d+/documents(?:/\d+/(?:replace|paper))?"
     r"|/preparer/engagements/\d+/placements/(?:preview|template))/?$"
 )
 TOO_LARGE = "The request is larger than Portico accepts."

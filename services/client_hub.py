@@ -285,6 +285,8 @@ def _sign_tasks(db: Session, reach: _Reach) -> list[HubTask]:
         .where(
             col(Document.engagement_id).in_(reach.ids),
             col(Signature.signed_at).is_(None),
+            col(Signature.declined_at).is_(None),  # declined: the preparer acts next
+            col(Document.replaced_by).is_(None),  # a corrected copy took its place: sign that one
             reach.mine(col(Document.engagement_id), col(Signature.role)),
         )
         .order_by(col(Document.id))

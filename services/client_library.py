@@ -18,10 +18,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from core.client_accounts import LinkedReturn
+from core.enums import SIGNATURE_STATUS_LABELS
 from core.models import Direction, Document, Signature, Signer, TaxpayerAccount
 from services import Refusal, ServiceError
 from services.client_hub import _Reach, reach_of
 from services.context import TaxpayerContext
+from services.documents import status_of
 
 Kind = Literal["return", "to_sign", "signed", "upload"]
 KINDS: dict[str, str] = {  # in the order the groups show
@@ -40,11 +42,19 @@ PER_PAGE = 25
 MAX_PER_PAGE = 100
 
 
+Mine = Literal["sign", "signature-first", "signed", "declined", "replaced", "not-needed"]
+"""What the person looking may do with a document: sign it (or save a signature first), nothing more
+(signed, declined and waiting for a corrected copy, replaced by one), or nothing at all (not theirs)."""
+
+
 class SignerState(BaseModel):
     role: str
     name: str
     you: bool
     signed_at: datetime | None
+    on_paper: bool = False
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
 
 
 class LibraryDoc(BaseModel):
@@ -59,7 +69,9 @@ class LibraryDoc(BaseModel):
     created_at: datetime
     private: bool
     signers: list[SignerState]
-    mine: Literal["sign", "signature-first", "signed", "not-needed"]
+    mine: Mine
+    status: str | None = None  # the document's place in `core.enums.SignatureStatus`
+    status_label: str = ""
 
 
 class LibraryPage(BaseModel):
@@ -126,6 +138,7 @@ def _visible(reach: _Reach, ids: list[int]) -> tuple[Any, sa.ColumnElement[str]]
     kind_of = sa.case(
         (col(Document.direction) == Direction.TO_PREPARER, "upload"),
         (mine.id.is_(None), "return"),
+        (col(Document.replaced_by).is_not(None), "return"),  # a corrected copy took its place
         (mine.signed_at.is_(None), "to_sign"),
         else_="signed",
     )
@@ -164,7 +177,7 @@ def _status_condition(status: str) -> sa.ColumnElement[bool]:
     )
     any_signature = select(Signature.id).where(col(Signature.document_id) == col(Document.id)).exists()
     if status == "awaiting":
-        return unsigned
+        return sa.and_(unsigned, col(Document.replaced_by).is_(None))
     if status == "complete":
         return sa.and_(any_signature, ~unsigned)
     return ~any_signature
@@ -189,10 +202,14 @@ def _items(db: Session, reach: _Reach, rows: list[tuple[Document, str]]) -> list
                 name=names.get((doc.engagement_id, sig.role.value), sig.role.value.capitalize()),
                 you=sig.role.value == linked.role,
                 signed_at=sig.signed_at,
+                on_paper=sig.method == "paper",
+                declined_at=sig.declined_at,
+                decline_reason=sig.decline_reason,
             )
             for sig in sorted(signatures.get(doc.id or 0, []), key=lambda s: s.role.value != "taxpayer")
         ]
         mine_state = next((s for s in states if s.you), None)
+        status = status_of(doc, signatures.get(doc.id or 0, []))
         items.append(
             LibraryDoc(
                 id=doc.id or 0,
@@ -206,19 +223,23 @@ def _items(db: Session, reach: _Reach, rows: list[tuple[Document, str]]) -> list
                 created_at=doc.created_at,
                 private=doc.private,
                 signers=states,
-                mine=_mine(mine_state, linked),
+                mine=_mine(mine_state, linked, doc),
+                status=status,
+                status_label=SIGNATURE_STATUS_LABELS[status] if status else "",
             )
         )
     return items
 
 
-def _mine(
-    state: SignerState | None, linked: LinkedReturn
-) -> Literal["sign", "signature-first", "signed", "not-needed"]:
+def _mine(state: SignerState | None, linked: LinkedReturn, doc: Document) -> Mine:
     if state is None:
         return "not-needed"
     if state.signed_at is not None:
         return "signed"
+    if doc.replaced_by is not None:
+        return "replaced"
+    if state.declined_at is not None:
+        return "declined"
     return "sign" if linked.signer.signature_key else "signature-first"
 
 

@@ -39,6 +39,7 @@ STAGE_ORDER: tuple[str, ...] = (
     Stage.SIGNED,
     Stage.COMPLETED,
     Stage.NEEDS_ATTENTION,
+    Stage.DECLINED,
     Stage.CANCELLED,
 )
 STAGE_LABELS: dict[str, str] = {
@@ -52,6 +53,7 @@ STAGE_LABELS: dict[str, str] = {
     Stage.SIGNED: "Signed",
     Stage.COMPLETED: "Completed",
     Stage.NEEDS_ATTENTION: "Needs attention",
+    Stage.DECLINED: "Declined",
     Stage.CANCELLED: "Cancelled",
 }
 # The step indicator: what the preparer follows on every row.
@@ -529,7 +531,7 @@ def steps_of(row: EngagementStatus) -> list[Step]:
 def steps_for(stage: str, progress: Progress) -> list[Step]:
     reached = steps_reached(stage, progress)
     closed = stage in (Stage.CANCELLED, Stage.COMPLETED)
-    stalled = stage in (Stage.NEEDS_ATTENTION, Stage.EXPIRED)
+    stalled = stage in (Stage.NEEDS_ATTENTION, Stage.EXPIRED, Stage.DECLINED)
     steps = []
     for index, (key, label) in enumerate(STEPS):
         if index < reached:

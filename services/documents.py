@@ -8,9 +8,12 @@ from urllib.parse import quote
 
 from fastapi import Response
 from sqlmodel import Session, col, or_, select
+from starlette.concurrency import run_in_threadpool
 
 from core import audit
 from core.actor import Actor
+from core.crypto import sha256_hex
+from core.enums import SIGNATURE_STATUS_LABELS, SignatureStatus, signature_status
 from core.models import ChatMessage, Direction, Document, Signature
 from core.storage import DocumentStore
 from services import Refusal, ServiceError
@@ -34,22 +37,76 @@ def documents_of(
     by_doc: dict[int, list[Signature]] = {}
     for sig in sigs:
         by_doc.setdefault(sig.document_id, []).append(sig)
-    return [
-        DocumentOut(
-            id=d.id or 0,
-            name=d.name,
-            direction=d.direction.value,
-            size=d.size,
-            pages=d.pages,
-            sha256=d.current_sha256,
-            created_at=d.created_at,
-            signatures=[
-                SignatureOut(role=s.role.value, signed_at=s.signed_at) for s in by_doc.get(d.id or 0, [])
-            ],
-            signed=bool(by_doc.get(d.id or 0)) and all(s.signed_at for s in by_doc.get(d.id or 0, [])),
-        )
-        for d in docs
-    ]
+    return [_document_out(d, by_doc.get(d.id or 0, [])) for d in docs]
+
+
+def _document_out(doc: Document, signatures: list[Signature]) -> DocumentOut:
+    status = status_of(doc, signatures)
+    return DocumentOut(
+        id=doc.id or 0,
+        name=doc.name,
+        direction=doc.direction.value,
+        size=doc.size,
+        pages=doc.pages,
+        sha256=doc.current_sha256,
+        created_at=doc.created_at,
+        signatures=[
+            SignatureOut(
+                role=s.role.value,
+                signed_at=s.signed_at,
+                method="paper" if s.method == "paper" else "electronic",
+                declined_at=s.declined_at,
+                decline_reason=s.decline_reason,
+            )
+            for s in signatures
+        ],
+        signed=bool(signatures) and all(s.signed_at for s in signatures),
+        signature_status=status,
+        signature_status_label=SIGNATURE_STATUS_LABELS[status] if status else "",
+        replaced_by=doc.replaced_by,
+    )
+
+
+def status_of(doc: Document, signatures: list[Signature]) -> SignatureStatus | None:
+    """The document's place in the one list of signature statuses (`core.enums.SignatureStatus`)."""
+    return signature_status(
+        len(signatures),
+        sum(s.signed_at is not None for s in signatures),
+        declined=any(s.declined_at is not None and s.signed_at is None for s in signatures),
+        on_paper=any(s.method == "paper" for s in signatures),
+        replaced=doc.replaced_by is not None,
+        downloaded=doc.downloaded_at is not None,
+    )
+
+
+async def store_upload(
+    store: DocumentStore,
+    engagement_id: int,
+    name: str,
+    data: bytes,
+    kind: str,
+    *,
+    uploaded_by: str,
+    private: bool = False,
+) -> Document:
+    """Writes checked bytes to storage and returns their row for the firm's side (not yet added)."""
+    key = store.new_key("uploads")
+    await run_in_threadpool(store.put, key, data)  # disk I/O with fsync: off the loop
+    digest = sha256_hex(data)
+    return Document(
+        engagement_id=engagement_id,
+        direction=Direction.TO_PREPARER,
+        upload_ref=key,
+        name=name,
+        content_type=kind,
+        size=len(data),
+        storage_key=key,
+        sha256=digest,
+        current_key=key,
+        current_sha256=digest,
+        uploaded_by=uploaded_by,
+        private=private,
+    )
 
 
 def owned_document(db: Session, engagement_id: int, document_id: int) -> Document:

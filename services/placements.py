@@ -246,16 +246,19 @@ def _shape_of(pdf: bytes) -> templates.FormShape:
 
 async def where_to_sign(ctx: TaxpayerContext, document: Document) -> DocumentView | None:
     """The document's pages with the places of the client looking at it, while their signature on it is
-    still to come; None otherwise (a document they needn't sign, or signed already: the PDF itself shows
-    then). Their places only: on a joint return the spouse's are not theirs to sign."""
+    still to come; None otherwise (a document they needn't sign, signed, declined or replaced already:
+    the PDF itself shows then). Their places only: on a joint return the spouse's are not theirs to sign."""
     _, own = on_return_of(ctx, document.id or 0)  # the signer on the document's own return
     role = own.signer.role
     pending = ctx.db.exec(
         select(Signature).where(
-            Signature.document_id == document.id, Signature.role == role, col(Signature.signed_at).is_(None)
+            Signature.document_id == document.id,
+            Signature.role == role,
+            col(Signature.signed_at).is_(None),
+            col(Signature.declined_at).is_(None),  # declined: nothing to sign until a corrected copy
         )
     ).first()
-    if pending is None:
+    if pending is None or document.replaced_by is not None:
         return None
     # As it is now: a spouse's signature already made shows; the places were set on these same pages.
     data = await run_in_threadpool(ctx.resources.store.get, document.current_key)

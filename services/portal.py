@@ -11,17 +11,17 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from temporalio.service import RPCError
 
 from activities.types import SignResult
 from core import audit
-from core.crypto import sha256_hex
 from core.models import ChatMessage, Direction, Document, Engagement, Signer, TaxpayerAccount
 from services import Refusal, ServiceError, consent, parsing, signature_images, workflow_calls
 from services.accounts import channels
 from services.client_library import on_return_of
 from services.context import TaxpayerContext
-from services.documents import add_chat, documents_of, safe_filename, sniff_upload
+from services.documents import add_chat, documents_of, safe_filename, sniff_upload, store_upload
 from services.schemas import ChatOut, DocumentOut, MeOut
 from services.signature_images import SignatureMethod
 from services.upload_checks import pdf_problem
@@ -53,15 +53,22 @@ def overview(db: Session, signer: Signer, names: dict[str, str] | None = None) -
     docs = documents_of(db, signer.engagement_id, viewer_role=signer.role.value)
     role = signer.role.value
     sent = [d for d in docs if d.direction == "to_client"]
-    mine = sum(1 for d in sent for s in d.signatures if s.role == role and s.signed_at is None)
+    # Owed: not signed, not declined (the preparer acts next), on a document no corrected copy replaced.
+    owed: list[str] = [
+        sig.role
+        for d in sent
+        if d.replaced_by is None
+        for sig in d.signatures
+        if sig.signed_at is None and sig.declined_at is None
+    ]
+    mine = owed.count(role)
     if names is None:
         names = {s.role.value: s.first_name for s in co_signers(db, signer)}
     others: dict[str, int] = {}
-    for doc in sent:
-        for sig in doc.signatures:
-            if sig.role != role and sig.signed_at is None:
-                name = names.get(sig.role, sig.role.capitalize())
-                others[name] = others.get(name, 0) + 1
+    for other in owed:
+        if other != role:
+            name = names.get(other, other.capitalize())
+            others[name] = others.get(name, 0) + 1
     messages = db.exec(
         select(func.count()).select_from(ChatMessage).where(ChatMessage.engagement_id == signer.engagement_id)
     ).one()
@@ -142,37 +149,12 @@ async def store_uploads(
     if not files:
         raise ServiceError(Refusal.INVALID, "Choose at least one file.")
     for item in files:
-        data = await item.read(limit + 1)
-        name = safe_filename(item.filename or "upload")
-        if len(data) > limit:
-            raise ServiceError(Refusal.TOO_LARGE, f"{name} is larger than {limit // (1024 * 1024)} MB.")
-        if not data:
-            raise ServiceError(Refusal.INVALID, f"{name} is empty.")
-        kind = sniff_upload(data)  # by content: a renamed .exe is still refused
-        if kind is None:
-            raise ServiceError(Refusal.UNSUPPORTED, REFUSED_TYPE.format(name=name))
-        problem = await parsing.in_process(name, pdf_problem, data) if kind == "application/pdf" else None
-        if problem:
-            raise ServiceError(Refusal.INVALID, f"{name}: {problem}")
-        accepted.append((name, data, kind))
+        accepted.append(await checked_file(item, limit))
     for name, data, kind in accepted:
-        key = resources.store.new_key("uploads")
-        await run_in_threadpool(resources.store.put, key, data)  # disk I/O with fsync: off the loop
-        digest = sha256_hex(data)
+        by = f"taxpayer:{signer.role.value}"
         db.add(
-            Document(
-                engagement_id=signer.engagement_id,
-                direction=Direction.TO_PREPARER,
-                upload_ref=key,
-                name=name,
-                content_type=kind,
-                size=len(data),
-                storage_key=key,
-                sha256=digest,
-                current_key=key,
-                current_sha256=digest,
-                uploaded_by=f"taxpayer:{signer.role.value}",
-                private=private,
+            await store_upload(
+                resources.store, signer.engagement_id, name, data, kind, uploaded_by=by, private=private
             )
         )
     audit.record(
@@ -187,14 +169,35 @@ async def store_uploads(
     return documents_of(db, signer.engagement_id, Direction.TO_PREPARER, viewer_role=signer.role.value)
 
 
+async def checked_file(
+    item: StarletteUpload, limit: int, *, refused: str = REFUSED_TYPE, field: str | None = None
+) -> tuple[str, bytes, str]:
+    """(name, bytes, content type) of a file a client uploads: within the size limit, not empty, a PDF
+    that opens or a photo, judged by its content (a renamed .exe is still refused)."""
+    data = await item.read(limit + 1)
+    name = safe_filename(item.filename or "upload")
+    if len(data) > limit:
+        raise ServiceError(Refusal.TOO_LARGE, f"{name} is larger than {limit // (1024 * 1024)} MB.", field)
+    if not data:
+        raise ServiceError(Refusal.INVALID, f"{name} is empty.", field)
+    kind = sniff_upload(data)
+    if kind is None:
+        raise ServiceError(Refusal.UNSUPPORTED, refused.format(name=name), field)
+    problem = await parsing.in_process(name, pdf_problem, data) if kind == "application/pdf" else None
+    if problem:
+        raise ServiceError(Refusal.INVALID, f"{name}: {problem}", field)
+    return name, data, kind
+
+
 def uploaders(db: Session, engagement_id: int) -> dict[int, str]:
-    """Document id -> who uploaded it ("taxpayer" / "spouse"), for the My Files list."""
+    """Document id -> who uploaded it ("taxpayer" / "spouse" / "preparer"), for the lists of files."""
     rows = db.exec(
         select(Document.id, Document.uploaded_by).where(
             Document.engagement_id == engagement_id, Document.direction == Direction.TO_PREPARER
         )
     ).all()
-    return {doc_id or 0: by.partition(":")[2] for doc_id, by in rows}
+    # A scan of a paper signature the firm attached is the firm's ("preparer:<id>"): "preparer".
+    return {doc_id or 0: by.partition(":")[0 if by.startswith("preparer:") else 2] for doc_id, by in rows}
 
 
 async def tell_workflow(ctx: TaxpayerContext, what: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -37,6 +38,7 @@ from core.models import (
     Preparer,
     Signer,
     TaxpayerAccount,
+    utcnow,
 )
 from esign import pdfsign, places
 from esign.boxes import SignatureBox, page_boxes, parse_signature_boxes
@@ -194,11 +196,17 @@ class OutgoingFile:
 
 
 async def send_documents(
-    ctx: PreparerContext, engagement: Engagement, files: list[OutgoingFile], *, message: str = ""
+    ctx: PreparerContext,
+    engagement: Engagement,
+    files: list[OutgoingFile],
+    *,
+    message: str = "",
+    replaces: int | None = None,
 ) -> list[int]:
     """Checks and stores every PDF, then asks the workflow to publish them; nothing is left behind when
     any file or the workflow refuses. `message`: the firm's words to the client on this delivery, shown
-    to them once (not pipeline state: written here, once the workflow accepted the documents)."""
+    to them once (not pipeline state: written here, once the workflow accepted the documents).
+    `replaces`: the one file is a corrected copy of that document (after a decline, say)."""
     if not files:
         raise ServiceError(Refusal.INVALID, "Choose at least one PDF.", "files")
     if len(message.strip()) > notifications.MAX_FIRM_MESSAGE:
@@ -218,8 +226,8 @@ async def send_documents(
             ctx.client,
             engagement.id or 0,
             EngagementWorkflow.send_documents,
-            SendDocuments(documents=specs, actor=ctx.actor),
-            update_id=_send_id(specs),
+            SendDocuments(documents=specs, actor=ctx.actor, replaces=replaces),
+            update_id=_send_id(specs, replaces),
         )
     except ServiceError as exc:
         # Only a refusal is final. After a timeout or an outage the workflow may already have accepted
@@ -247,11 +255,13 @@ def one_signer_joint_documents(files: list[OutgoingFile], joint: bool) -> list[s
     ]
 
 
-def _send_id(specs: list[DocumentSpec]) -> str:
+def _send_id(specs: list[DocumentSpec], replaces: int | None = None) -> str:
     """The same files with the same signers make the same update id, so a send repeated after an outage
     or a double click (whose first attempt Temporal may still deliver) joins the first instead of
     putting a second copy up for signature."""
     content = [(s.sha256, s.name, sorted(s.required_roles), repr(s.signature_boxes)) for s in specs]
+    if replaces is not None:
+        content.append(("replaces", str(replaces), [], ""))
     return "documents-" + hashlib.sha256(repr(content).encode()).hexdigest()[:32]
 
 
@@ -367,8 +377,18 @@ async def _store_pdf(resources: Resources, item: OutgoingFile, firm_id: int) -> 
     )
 
 
-def document_for_download(ctx: PreparerContext, engagement: Engagement, document_id: int) -> Document:
+def document_for_download(
+    ctx: PreparerContext, engagement: Engagement, document_id: int, *, original: bool = False
+) -> Document:
+    """The document to download; the first download of a sealed, signed copy makes its status
+    "Downloaded by the firm"."""
     doc = owned_document(ctx.db, engagement.id or 0, document_id)
+    if not original and doc.sealed_at is not None and doc.downloaded_at is None:
+        ctx.db.execute(
+            update(Document)
+            .where(col(Document.id) == doc.id, col(Document.downloaded_at).is_(None))
+            .values(downloaded_at=utcnow())
+        )
     audit.record(
         ctx.db,
         action="document.download",

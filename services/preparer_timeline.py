@@ -49,6 +49,12 @@ _TEXT = {
     "documents.sent": lambda d: f"Sent {d.get('count', '')} document(s) to the Customer Portal",
     "signature.saved": lambda d: "Saved a signature",
     "document.signed": lambda d: f"Signed {d.get('document', 'a document')}",
+    "document.declined": lambda d: f"Declined {d.get('document', 'a document')}: “{d.get('reason', '')}”",
+    "document.replaced": lambda d: f"Sent a corrected copy in place of {d.get('document', 'a document')}",
+    "document.signed_on_paper": lambda d: (
+        f"Recorded the {' and '.join(_ROLE.get(r, r) for r in d.get('roles', '').split(',') if r)}'s"
+        f" signature on paper for {d.get('document', 'a document')} (scan attached)"
+    ),
     "document.view": lambda d: f"Viewed {d.get('document_name', 'a document')}",
     "document.download": lambda d: f"Downloaded {d.get('document_name', 'a document')}",
     "document.upload": lambda d: f"Uploaded {d.get('count', '')} file(s)",
@@ -73,7 +79,13 @@ _TEXT = {
     "reminder.verify_reminder": lambda d: f"Reminder {d.get('number', '')} sent: verify the account",
     "reminder.signature_reminder": lambda d: f"Reminder {d.get('number', '')} sent: sign the documents",
 }
-_IMPORTANT = {"engagement.needs_attention", "engagement.cancelled", "invite.expired", "registration.mismatch"}
+_IMPORTANT = {
+    "engagement.needs_attention",
+    "engagement.cancelled",
+    "invite.expired",
+    "registration.mismatch",
+    "document.declined",
+}
 _GOOD = {"engagement.completed", "verification.completed", "engagement.signed"}
 _VIEWS = {"engagement.viewed"}
 # The workflow's note of a client upload or message, beside the entry the action itself wrote: one line

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from core.enums import SignatureStatus
 from core.identity import InvalidContact, guess_time_zone, normalise_email, normalise_phone, normalise_ssn
 
 RoleName = Literal["taxpayer", "spouse"]
@@ -119,6 +120,9 @@ class SignerOut(BaseModel):
 class SignatureOut(BaseModel):
     role: RoleName
     signed_at: datetime | None
+    method: Literal["electronic", "paper"] = "electronic"
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
 
 
 class DocumentOut(BaseModel):
@@ -131,6 +135,10 @@ class DocumentOut(BaseModel):
     created_at: datetime
     signatures: list[SignatureOut]
     signed: bool
+    signature_status: SignatureStatus | None = None
+    """One of `core.enums.SignatureStatus`; none for a document nobody signs."""
+    signature_status_label: str = ""
+    replaced_by: int | None = None
 
 
 class StatusOut(BaseModel):

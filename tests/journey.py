@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pdfs
 from preparer_steps import Authenticator, api_enrol
 from sqlmodel import Session
 
@@ -140,3 +141,27 @@ def signature_png() -> bytes:
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+
+
+async def joint_return(api, worker: Resources) -> tuple[Any, Person, Person, int]:  # type: ignore[no-untyped-def]
+    """Both spouses registered and verified (which agrees to the consent: journey.register_and_verify), and
+    Form 8879 sent for both to sign."""
+    preparer = api.client()
+    await login_preparer(preparer, make_preparer(worker))
+    eid = (
+        await preparer.post(
+            "/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER, "spouse": SPOUSE}
+        )
+    ).json()["id"]
+    taxpayer, spouse = Person(api.client("203.0.113.9"), TAXPAYER), Person(api.client(), SPOUSE, "spouse")
+    for person in (taxpayer, spouse):
+        sent = await preparer.post(
+            f"/api/engagements/{eid}/invite", json={"role": person.role, "channel": "email"}
+        )
+        assert sent.status_code == 200, sent.text
+        token = invite_token(await latest(preparer, "invite", person.data["email"]))
+        await register_and_verify(person, token, preparer)
+    files = [("files", ("Form 8879.pdf", pdfs.make_form_8879(with_fields=True), "application/pdf"))]
+    docs = await preparer.post(f"/api/engagements/{eid}/documents", files=files, data={"signers": ["both"]})
+    assert docs.status_code == 200, docs.text
+    return preparer, taxpayer, spouse, docs.json()["documents"][0]["id"]

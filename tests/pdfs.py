@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageDraw
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pypdf import PdfReader, PdfWriter
@@ -434,3 +434,15 @@ def make_form_1040_sign_here(*, joint: bool = True) -> PrintedForm:
     pdf.showPage()
     pdf.save()
     return PrintedForm(buffer.getvalue(), tuple(lines))
+
+
+def photo_of_signed_page() -> bytes:
+    """A JPEG of a printed page with a pen signature, as a phone takes it."""
+    image = Image.new("RGB", (1240, 1754), (240, 238, 232))
+    draw = ImageDraw.Draw(image)
+    for y in range(200, 1500, 60):
+        draw.line([(120, y), (1120, y)], (60, 60, 60), 2)
+    draw.line([(300, 1600), (500, 1540), (700, 1620), (900, 1550)], (20, 30, 90), 6)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -243,6 +243,37 @@ async def returning_client_linked(eng: Engagement) -> None:
     await eng.sign("taxpayer", 1)
 
 
+@scenario(1014, "declined", JOINT)
+async def declined_open(eng: Engagement) -> None:
+    """A joint 8879: the taxpayer signs, the spouse declines it with a reason (`decline_document`); the
+    engagement waits on the preparer while a signature reminder comes due for nobody."""
+    for role in JOINT:
+        await eng.onboard(role)
+        await eng.save_signature(role)
+    (form_8879,) = await eng.send_documents(document("Form 8879", "taxpayer", "spouse"))
+    await eng.sign("taxpayer", form_8879)
+    await eng.decline("spouse", form_8879, "The refund account is not ours")
+    await eng.advance(SCHEDULE.signature_reminder_first + HOUR)
+    assert not eng.sent("signature_reminder")
+
+
+@scenario(1015, "completed", JOINT)
+async def corrected_and_paper(eng: Engagement) -> None:
+    """A declined 8879 replaced by a corrected copy (`send_documents` with `replaces`); the taxpayer signs
+    it electronically, the spouse on paper (`sign_on_paper`), and the engagement completes."""
+    for role in JOINT:
+        await eng.onboard(role)
+        await eng.save_signature(role)
+    (form_8879,) = await eng.send_documents(document("Form 8879", "taxpayer", "spouse"))
+    await eng.decline("taxpayer", form_8879, "Wrong refund account")
+    (corrected,) = await eng.send_documents(
+        document("Form 8879 corrected", "taxpayer", "spouse"), replaces=form_8879
+    )
+    await eng.sign("taxpayer", corrected)
+    await eng.sign_on_paper(corrected, "spouse", scan_document_id=31, by=PREPARER)
+    assert await eng.result() == "completed"
+
+
 # ---- recording -------------------------------------------------------------------------------------
 
 

@@ -36,10 +36,12 @@ from temporalio.worker import Worker
 from activities.types import (
     AccountToLink,
     CreateAccount,
+    DeclineRecord,
     DocumentSpec,
     MarkVerified,
     MessageRequest,
     MessageResult,
+    PaperSignature,
     PublishDocuments,
     SealDocuments,
     SealResult,
@@ -53,6 +55,7 @@ from workflows.engagement import EngagementWorkflow
 from workflows.types import (
     Cancel,
     CodeSent,
+    DeclineDocument,
     EngagementInput,
     EngagementState,
     InviteResult,
@@ -66,6 +69,7 @@ from workflows.types import (
     SendInvite,
     SignDocument,
     SignerProfile,
+    SignOnPaper,
     VerifyCode,
     VerifyResult,
 )
@@ -137,6 +141,8 @@ class FakeActivities:
     signature_images: list[StoreSignatureImage] = field(default_factory=list)
     signatures: list[SignRequest] = field(default_factory=list)
     seals: list[SealDocuments] = field(default_factory=list)
+    declines: list[DeclineRecord] = field(default_factory=list)
+    paper: list[PaperSignature] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     # Audit actions whose projection write takes this many (real) seconds, to expose races.
     slow_actions: dict[str, float] = field(default_factory=dict)
@@ -192,6 +198,14 @@ class FakeActivities:
         self.signatures.append(req)
         return SignResult(req.document_id, req.role, req.at, sha256=f"{req.document_id:064x}")
 
+    @activity.defn(name="record_decline")
+    async def record_decline(self, req: DeclineRecord) -> None:
+        self.declines.append(req)
+
+    @activity.defn(name="record_paper_signature")
+    async def record_paper_signature(self, req: PaperSignature) -> None:
+        self.paper.append(req)
+
     @activity.defn(name="seal_documents")
     async def seal_documents(self, req: SealDocuments) -> SealResult:
         self.seals.append(req)
@@ -199,9 +213,8 @@ class FakeActivities:
             activity.heartbeat()
             await asyncio.sleep(3600)  # cancelled when the worker stops
         self.journal.append("seal")
-        return SealResult(
-            document_ids=sorted({s.document_id for s in self.signatures}), certificate_sha256="c" * 64
-        )
+        signed = {s.document_id for s in self.signatures} | {p.document_id for p in self.paper}
+        return SealResult(document_ids=sorted(signed), certificate_sha256="c" * 64)
 
     @activity.defn(dynamic=True)
     async def unknown_activity(self, args: Sequence[RawValue]) -> None:
@@ -222,6 +235,8 @@ class FakeActivities:
             self.publish_documents,
             self.store_signature_image,
             self.sign_document,
+            self.record_decline,
+            self.record_paper_signature,
             self.seal_documents,
             self.unknown_activity,
         ]
@@ -358,9 +373,10 @@ class Engagement:
         assert (await self.register(role)).ok
         await self.verify(role)
 
-    async def send_documents(self, *docs: DocumentSpec) -> list[int]:
+    async def send_documents(self, *docs: DocumentSpec, replaces: int | None = None) -> list[int]:
         ids = await self.handle.execute_update(
-            EngagementWorkflow.send_documents, SendDocuments(documents=list(docs), actor=PREPARER)
+            EngagementWorkflow.send_documents,
+            SendDocuments(documents=list(docs), actor=PREPARER, replaces=replaces),
         )
         await self.settle()  # the "documents ready" notices go out beside the update
         return ids
@@ -375,6 +391,27 @@ class Engagement:
         return await self.handle.execute_update(
             EngagementWorkflow.sign_document,
             SignDocument(role=role, document_id=document_id, actor=actor_for(role)),
+        )
+
+    async def decline(self, role: str, document_id: int, reason: str = "My name is misspelled") -> None:
+        await self.handle.execute_update(
+            EngagementWorkflow.decline_document,
+            DeclineDocument(role=role, document_id=document_id, reason=reason, actor=actor_for(role)),
+        )
+        await self.settle()  # the preparer's notice goes out beside the update
+
+    async def sign_on_paper(
+        self, document_id: int, *roles: str, scan_document_id: int = 900, by: Actor | None = None
+    ) -> None:
+        """The scan of a hand-signed copy: uploaded by the client (their own role), or attested by `by`."""
+        await self.handle.execute_update(
+            EngagementWorkflow.sign_on_paper,
+            SignOnPaper(
+                document_id=document_id,
+                roles=list(roles),
+                scan_document_id=scan_document_id,
+                actor=by or actor_for(roles[0]),
+            ),
         )
 
     async def cancel(self, reason: str = "client withdrew") -> str:

@@ -10,13 +10,15 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from sqlmodel import Session, col, func, select
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as FormFile
 
 from core.context import Resources
 from core.models import Direction, Document, Signature, Signer
-from services import ServiceError, client_hub, client_library, cookies, portal
+from services import Refusal, ServiceError, client_hub, client_library, cookies, paper, placements, portal
+from services.context import TaxpayerContext
 from services.deps import ResourcesDep, SessionDep
 from services.documents import content_disposition, download
 from web.rendering import PortalContext, PortalUser, VerifiedUser, render, safe_next, verified_user
@@ -159,6 +161,53 @@ async def sign(document_id: int, request: Request, user: VerifiedUser, ctx: Port
     }
     # The row, plus the summary above the tables (out of band): both change when a document is signed.
     return render(request, "_library_row.html", context)
+
+
+async def _view_with_problem(
+    request: Request, user: PortalUser, ctx: TaxpayerContext, document_id: int, problem: ServiceError, at: str
+) -> Response:
+    """The document's page again, with why the decline or the scan was refused where it was asked; the
+    Documents page with the reason when the page has nothing left to offer (not theirs, signed, declined)."""
+    shown = None
+    if problem.status_code != 404:
+        doc = portal.view_document(ctx, document_id)
+        shown = await placements.where_to_sign(ctx, doc)
+    if shown is None:
+        page = _documents_page(request, user, ctx.db, _filters("", "", "", "", "date", "1"), problem.detail)
+        page.status_code = problem.status_code
+        return page
+    context = {"user": user, "doc": doc, "view": shown, "error": problem.detail, "error_at": at}
+    return render(request, "document_view.html", context, problem.status_code)
+
+
+@router.post("/documents/{document_id}/decline")
+async def decline(
+    document_id: int,
+    request: Request,
+    user: VerifiedUser,
+    ctx: PortalContext,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        await paper.decline(ctx, document_id, reason)
+    except ServiceError as exc:
+        return await _view_with_problem(request, user, ctx, document_id, exc, "reason")
+    return see_other("/portal/documents?m=declined")
+
+
+@router.post("/documents/{document_id}/paper")
+async def signed_on_paper(
+    document_id: int, request: Request, user: VerifiedUser, ctx: PortalContext
+) -> Response:
+    form = await request.form(max_files=1)
+    scan = form.get("scan")
+    try:
+        if not isinstance(scan, FormFile) or not scan.filename:
+            raise ServiceError(Refusal.INVALID, "Choose the scan or photo of the signed document.", "scan")
+        await paper.client_signed_on_paper(ctx, document_id, scan)
+    except ServiceError as exc:
+        return await _view_with_problem(request, user, ctx, document_id, exc, "scan")
+    return see_other("/portal/documents?m=signed-on-paper")
 
 
 @router.get("/documents/{document_id}/download")

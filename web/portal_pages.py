@@ -44,7 +44,7 @@ def _wants_json(request: Request) -> bool:
 def _files_context(db: SessionDep, user: PortalUser) -> dict[str, object]:
     files = documents_of(db, user.signer.engagement_id, Direction.TO_PREPARER, viewer_role=user.role)
     by = portal.uploaders(db, user.signer.engagement_id)
-    names = {user.role: "You", **user.co_signer_names}
+    names = {user.role: "You", **user.co_signer_names, "preparer": "Your preparer"}
     return {
         "user": user,
         "files": list(reversed(files)),

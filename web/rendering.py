@@ -23,6 +23,8 @@ NOTICES = {
     "verification-cancelled": "Verification cancelled. Log in any time to finish it.",
     "verified": "Your account is verified. Welcome!",
     "signed": "Signed!",
+    "declined": "Declined. Your preparer has been told and will send a corrected copy or be in touch.",
+    "signed-on-paper": "Thank you: your signature on paper is recorded.",
     "uploaded": "Files uploaded.",
     "signature-saved": "Signature saved.",
     "sent": "Message sent.",

@@ -19,7 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.types import (
         AccountToLink,
         CreateAccount,
+        DeclineRecord,
         MarkVerified,
+        PaperSignature,
         PublishDocuments,
         SealDocuments,
         SignRequest,
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ChangeTimeZone,
         ClientActivity,
         CodeSent,
+        DeclineDocument,
         DocumentStatus,
         EngagementInput,
         EngagementState,
@@ -49,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         SendDocuments,
         SendInvite,
         SignDocument,
+        SignOnPaper,
         Unlock,
         VerifyCode,
         VerifyResult,
@@ -298,7 +302,9 @@ class EngagementWorkflow:
         state = self.state
         ids = await workflow.execute_activity_method(
             ACTS.publish_documents,
-            PublishDocuments(state.inp.engagement_id, req.documents, uploaded_by=req.actor.label),
+            PublishDocuments(
+                state.inp.engagement_id, req.documents, uploaded_by=req.actor.label, replaces=req.replaces
+            ),
             start_to_close_timeout=QUICK,
             retry_policy=RETRY,
         )
@@ -306,6 +312,10 @@ class EngagementWorkflow:
             state.documents[doc_id] = DocumentStatus(doc_id, spec.name, list(spec.required_roles))
         state.documents_sent_at = workflow.now()
         await self.fx.record("documents.sent", req.actor, {"count": str(len(ids))})
+        if req.replaces is not None:
+            old = state.documents[req.replaces]
+            old.replaced_by = ids[0]
+            await self.fx.record("document.replaced", req.actor, {"document": old.name, "by": str(ids[0])})
         batch = min(ids)
         for role in sorted({r for spec in req.documents for r in spec.required_roles} | {Role.TAXPAYER}):
             signer = state.signers[role]
@@ -366,6 +376,75 @@ class EngagementWorkflow:
     @sign_document.validator
     def _check_sign(self, req: SignDocument) -> None:
         validators.check_sign(self.state, req)
+
+    @workflow.update
+    async def decline_document(self, req: DeclineDocument) -> None:
+        """The signer will not sign this document as it is: the preparer hears at once and corrects it (a
+        new copy in its place) or takes the signature on paper; reminders for it stop meanwhile."""
+        state = self.state
+        doc = state.documents[req.document_id]
+        state.signing_in_progress.add((req.document_id, req.role))  # a Sign click meanwhile is refused
+        try:
+            await workflow.execute_activity_method(
+                ACTS.record_decline,
+                DeclineRecord(
+                    state.inp.engagement_id, req.document_id, req.role, req.reason, req.actor, workflow.now()
+                ),
+                start_to_close_timeout=QUICK,
+                retry_policy=RETRY,
+            )
+        finally:
+            state.signing_in_progress.discard((req.document_id, req.role))
+        doc.declined[req.role] = req.reason
+        doc.declined_at = doc.declined_at or workflow.now()
+        detail = {"role": req.role, "document": doc.name, "reason": req.reason}
+        await self.fx.record("document.declined", req.actor, detail)
+        key = f"declined:{req.document_id}:{req.role}"
+        self.fx.spawn(self.fx.message(PREPARER, Channel.EMAIL, "declined", key=key))
+
+    @decline_document.validator
+    def _check_decline(self, req: DeclineDocument) -> None:
+        validators.check_decline(self.state, req)
+
+    @workflow.update
+    async def sign_on_paper(self, req: SignOnPaper) -> None:
+        """Signatures made by hand, shown by an uploaded scan: they count like electronic ones, and the
+        record says they were on paper and who vouched for them."""
+        state = self.state
+        doc = state.documents[req.document_id]
+        pairs = {(req.document_id, role) for role in req.roles}
+        state.signing_in_progress |= pairs
+        try:
+            async with self.document_locks.setdefault(req.document_id, asyncio.Lock()):
+                await workflow.execute_activity_method(
+                    ACTS.record_paper_signature,
+                    PaperSignature(
+                        state.inp.engagement_id,
+                        req.document_id,
+                        list(req.roles),
+                        req.scan_document_id,
+                        req.actor,
+                        workflow.now(),
+                    ),
+                    start_to_close_timeout=QUICK,
+                    retry_policy=RETRY,
+                )
+            for role in req.roles:
+                doc.signed_roles.append(role)
+                doc.paper_roles.append(role)
+                doc.declined.pop(role, None)
+            if not doc.declined:
+                doc.declined_at = None
+            state.clear_attention()
+        finally:
+            state.signing_in_progress -= pairs
+        state.last_signed_at = workflow.now()
+        detail = {"roles": ",".join(req.roles), "document": doc.name, "scan": str(req.scan_document_id)}
+        await self.fx.record("document.signed_on_paper", req.actor, detail)
+
+    @sign_on_paper.validator
+    def _check_sign_on_paper(self, req: SignOnPaper) -> None:
+        validators.check_sign_on_paper(self.state, req)
 
     # ---- cancel, unlock, activity ----------------------------------------------------------------
 

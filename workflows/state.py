@@ -77,6 +77,8 @@ class PipelineState:
             return Stage.CANCELLED
         if self.completed:
             return Stage.COMPLETED
+        if self.declined_documents():  # the preparer corrects the document or takes it on paper
+            return Stage.DECLINED
         stage = self.main_stage
         # An expired link says more than "needs attention": both wait on the preparer, this one says why.
         if self.attention is not None and stage != Stage.EXPIRED:
@@ -89,7 +91,7 @@ class PipelineState:
         if self.documents:
             if self.all_signed():
                 return Stage.SIGNED
-            if any(doc.signed_roles for doc in self.documents.values()):
+            if any(doc.signed_roles for doc in self.live_documents()):
                 return Stage.SIGNING
             return Stage.DOCUMENTS_SENT
         return self.step_of(Role.TAXPAYER)
@@ -120,6 +122,9 @@ class PipelineState:
         """Who must act next ("preparer", "taxpayer", "spouse", "taxpayer, spouse", "system"), since when."""
         if self.closed:
             return None, None
+        declined = self.declined_documents()
+        if declined:
+            return PREPARER, min(doc.declined_at or self.created_at for doc in declined)
         if self.attention is not None:
             return PREPARER, self.attention_since
         taxpayer = self.signers[Role.TAXPAYER]
@@ -139,14 +144,25 @@ class PipelineState:
             return PREPARER, self.documents_sent_at  # the spouse must be invited before they can sign
         return ", ".join(owing), self.last_signed_at or self.documents_sent_at
 
+    def live_documents(self) -> list[DocumentStatus]:
+        """Every document sent, less those a corrected copy replaced."""
+        return [doc for doc in self.documents.values() if doc.live]
+
+    def declined_documents(self) -> list[DocumentStatus]:
+        return [doc for doc in self.live_documents() if doc.declined]
+
     def all_signed(self) -> bool:
-        needed = [doc for doc in self.documents.values() if doc.required_roles]
+        needed = [doc for doc in self.live_documents() if doc.required_roles]
         return bool(needed) and all(doc.fully_signed for doc in needed)
 
     def roles_owing_signatures(self) -> list[str]:
-        return sorted(
-            {r for d in self.documents.values() for r in d.required_roles if r not in d.signed_roles}
-        )
+        """Who must still sign something; a signer who declined a document owes nothing on it until the
+        preparer sends a corrected copy (then they owe the copy)."""
+        return sorted({r for d in self.documents.values() for r in d.required_roles if d.owes(r)})
+
+    def only_declines_outstanding(self) -> bool:
+        """Nothing is owed but signatures that were declined: waiting on the preparer, not on a client."""
+        return bool(self.declined_documents()) and not self.roles_owing_signatures()
 
     def remindable(self) -> list[str]:
         """Who owes a signature and can act on a reminder (an uninvited spouse waits on the preparer)."""
@@ -179,7 +195,7 @@ class PipelineState:
 
     def progress(self) -> Progress:
         """The per-signer record behind the dashboard's step indicator."""
-        to_sign = [doc for doc in self.documents.values() if doc.required_roles]
+        to_sign = [doc for doc in self.live_documents() if doc.required_roles]
         return Progress(
             signers=[
                 SignerProgress(

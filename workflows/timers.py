@@ -92,7 +92,8 @@ async def remind_signatures(fx: Effects, round_number: int) -> None:
         )
         if await fx.wait(moved_on, schedule.signature_reminder_interval):
             return
-    await fx.flag("Documents are still unsigned after every reminder.")
+    if not state.only_declines_outstanding():  # a decline already told the preparer what is wrong
+        await fx.flag("Documents are still unsigned after every reminder.")
 
 
 async def _remind_to_sign(

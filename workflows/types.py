@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from activities.types import DocumentSpec
 from core.actor import Actor
-from core.enums import Channel, Stage
+from core.enums import Channel, SignatureStatus, Stage, signature_status
 from core.progress import Progress
 
 
@@ -174,6 +174,9 @@ class VerifyResult:
 class SendDocuments:
     documents: list[DocumentSpec]
     actor: Actor
+    replaces: int | None = None
+    """A corrected copy of this document (one declined, say): the one document sent takes its place, and
+    what was signed or declined on the old one no longer counts."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,27 @@ class SaveSignature:
 class SignDocument:
     role: str
     document_id: int
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class DeclineDocument:
+    """A signer will not sign this document as it is; the reason goes to the preparer."""
+
+    role: str
+    document_id: int
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class SignOnPaper:
+    """Signatures made by hand: the client uploads the scan of their own, or the preparer attests the
+    signatures a scan shows. `scan_document_id` is that upload."""
+
+    document_id: int
+    roles: list[str]
+    scan_document_id: int
     actor: Actor
 
 
@@ -241,10 +265,38 @@ class DocumentStatus:
     name: str
     required_roles: list[str]
     signed_roles: list[str] = field(default_factory=list)
+    paper_roles: list[str] = field(default_factory=list)  # of signed_roles: those signed on paper
+    declined: dict[str, str] = field(default_factory=dict)  # role -> the reason they gave
+    declined_at: datetime | None = None
+    replaced_by: int | None = None  # the corrected copy sent in its place
 
     @property
     def fully_signed(self) -> bool:
         return set(self.required_roles) <= set(self.signed_roles)
+
+    @property
+    def live(self) -> bool:
+        """Still to be signed or signed: not replaced by a corrected copy."""
+        return self.replaced_by is None
+
+    def owes(self, role: str) -> bool:
+        """`role` must still sign this document and has not declined it."""
+        return (
+            self.live
+            and role in self.required_roles
+            and role not in self.signed_roles
+            and role not in self.declined
+        )
+
+    @property
+    def signature_status(self) -> SignatureStatus | None:
+        return signature_status(
+            len(self.required_roles),
+            len(set(self.signed_roles) & set(self.required_roles)),
+            declined=bool(self.declined),
+            on_paper=bool(self.paper_roles),
+            replaced=not self.live,
+        )
 
 
 @dataclass

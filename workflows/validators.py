@@ -16,6 +16,8 @@ from workflows.state import PipelineState
 from workflows.types import (
     ChangeContact,
     ChangeTimeZone,
+    DeclineDocument,
+    DocumentStatus,
     LinkAccount,
     Register,
     RequestCode,
@@ -25,6 +27,7 @@ from workflows.types import (
     SignDocument,
     SignerProfile,
     SignerStatus,
+    SignOnPaper,
     Unlock,
     VerifyCode,
 )
@@ -163,6 +166,16 @@ def check_send_documents(state: PipelineState, req: SendDocuments) -> None:
         unknown = set(spec.required_roles) - set(state.profiles)
         if unknown:
             raise invalid(f"{spec.name}: this return has no {', '.join(sorted(unknown))} to sign.")
+    if req.replaces is not None:
+        old_copy = state.documents.get(req.replaces)
+        if old_copy is None:
+            raise invalid("No such document to correct.")
+        if not old_copy.live:
+            raise invalid(f"{old_copy.name} was already replaced by a corrected copy.")
+        if old_copy.fully_signed:
+            raise invalid(f"{old_copy.name} is already signed: send a new document instead.")
+        if len(req.documents) != 1:
+            raise invalid("Send one corrected copy in place of one document.")
 
 
 def check_save_signature(state: PipelineState, req: SaveSignature) -> None:
@@ -173,15 +186,55 @@ def check_save_signature(state: PipelineState, req: SaveSignature) -> None:
 def check_sign(state: PipelineState, req: SignDocument) -> None:
     check_open(state)
     signer = verified(state, req.role)
-    doc = state.documents.get(req.document_id)
-    if doc is None:
-        raise invalid("No such document.")
-    if req.role not in doc.required_roles:
-        raise invalid(f"{doc.name} does not need the {req.role}'s signature.")
+    doc = _unsigned(state, req.document_id, req.role)
+    if req.role in doc.declined:
+        raise invalid(f"You declined {doc.name}. Your preparer will send a corrected copy.")
     if not signer.signature_on_file:
         raise invalid("Add your signature first.")
-    if req.role in doc.signed_roles or (req.document_id, req.role) in state.signing_in_progress:
+
+
+def check_decline(state: PipelineState, req: DeclineDocument) -> None:
+    check_open(state)
+    verified(state, req.role)
+    doc = _unsigned(state, req.document_id, req.role)
+    if req.role in doc.declined:
+        raise invalid(f"You already declined {doc.name}.")
+    if not req.reason.strip():
+        raise invalid("Tell your preparer why you decline, so they can correct it.")
+    if len(req.reason) > MAX_REASON:
+        raise invalid(f"Keep the reason under {MAX_REASON:,} characters.")
+
+
+def check_sign_on_paper(state: PipelineState, req: SignOnPaper) -> None:
+    check_open(state)
+    if not req.roles:
+        raise invalid("Choose whose signature the scan shows.")
+    if req.actor.kind == "taxpayer":  # a client vouches for their own signature only
+        if req.roles != [req.actor.id]:
+            raise invalid("Upload the scan of your own signature.")
+        verified(state, req.actor.id)
+    for role in req.roles:
+        profile(state, role)
+        _unsigned(state, req.document_id, role)
+
+
+MAX_REASON = 1000
+
+
+def _unsigned(state: PipelineState, document_id: int, role: str) -> DocumentStatus:
+    """The document, when `role` may still sign it now."""
+    doc = state.documents.get(document_id)
+    if doc is None:
+        raise invalid("No such document.")
+    if not doc.live:
+        raise invalid(f"{doc.name} was replaced by a corrected copy: sign that one instead.")
+    if role not in doc.required_roles:
+        raise invalid(f"{doc.name} does not need the {role}'s signature.")
+    if role in doc.signed_roles or (document_id, role) in state.signing_in_progress:
         raise invalid(f"{doc.name} is already signed.")
+    if state.finalising:
+        raise invalid("Every signature is in and the documents are being sealed.")
+    return doc
 
 
 def check_unlock(state: PipelineState, req: Unlock) -> None:

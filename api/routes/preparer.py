@@ -21,7 +21,7 @@ from fastapi import (
 from pydantic import BaseModel, Field
 
 from api.routes import firm, retention
-from services import clients, rollover
+from services import clients, paper, rollover
 from services import preparer_account as account
 from services import preparer_auth as auth
 from services import preparer_engagements as work
@@ -321,13 +321,47 @@ async def send_documents(
     return work.engagement_out(ctx.db, engagement)
 
 
+@router.post("/engagements/{engagement_id}/documents/{document_id}/replace", response_model=EngagementOut)
+async def replace_document(
+    engagement_id: int,
+    document_id: int,
+    ctx: PreparerCtx,
+    file: Annotated[UploadFile, File(description="the corrected PDF")],
+    signer: Annotated[str, Form(description="who signs it: taxpayer, spouse, both or none")],
+    signature_page: Annotated[
+        bool, Form(description="true appends a signature page for signers who have no place on it")
+    ] = False,
+) -> EngagementOut:
+    """Send a corrected copy in place of a document not yet fully signed (one declined, say): what was
+    signed or declined on the old copy no longer counts, and the signers sign the new one."""
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    outgoing = [work.OutgoingFile(file, signer, "", signature_page)]
+    await work.send_documents(ctx, engagement, outgoing, replaces=document_id)
+    return work.engagement_out(ctx.db, engagement)
+
+
+@router.post("/engagements/{engagement_id}/documents/{document_id}/paper", response_model=Done)
+async def signed_on_paper(
+    engagement_id: int,
+    document_id: int,
+    ctx: PreparerCtx,
+    scan: Annotated[UploadFile, File(description="the hand-signed document: a PDF or a photo")],
+    roles: Annotated[list[str], Form(description="whose signatures the scan shows: taxpayer, spouse")],
+) -> Done:
+    """Mark a document manually signed: the scan shows these signers' signatures on paper, and you
+    attest it. The record says which signatures were on paper and who attested them."""
+    engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
+    await paper.preparer_attests_paper(ctx, engagement, document_id, roles, scan)
+    return Done(message="Recorded as signed on paper.")
+
+
 @router.get("/engagements/{engagement_id}/documents/{document_id}/download")
 def download_document(
     engagement_id: int, document_id: int, ctx: PreparerCtx, original: bool = False
 ) -> Response:
     """Download a document: the latest (signed) version, or the original as sent."""
     engagement = work.engagement_of(ctx.db, ctx.preparer, engagement_id)
-    doc = work.document_for_download(ctx, engagement, document_id)
+    doc = work.document_for_download(ctx, engagement, document_id, original=original)
     return download(ctx.resources.store, doc, original=original)
 
 

@@ -21,6 +21,7 @@ from services import (
     consent,
     new_device,
     notifications,
+    paper,
     password_reset,
     portal,
     returning_clients,
@@ -394,6 +395,30 @@ async def sign(document_id: int, ctx: VerifiedTaxpayer) -> SignOut:
     return SignOut(
         document_id=result.document_id, signed_at=result.signed_at, sha256=result.sha256, message="Signed!"
     )
+
+
+class DeclineIn(BaseModel):
+    reason: str = Field(max_length=2000, description="why, for the preparer (up to 1,000 characters)")
+
+
+@router.post("/taxpayer/documents/{document_id}/decline", response_model=Done)
+async def decline(document_id: int, body: DeclineIn, ctx: VerifiedTaxpayer) -> Done:
+    """Decline to sign a document, with a reason: the preparer is told at once and sends a corrected
+    copy or takes the signature on paper. Declining twice declines once."""
+    await paper.decline(ctx, document_id, body.reason)
+    return Done(message="Declined. Your preparer has been told and will be in touch.")
+
+
+@router.post("/taxpayer/documents/{document_id}/paper", response_model=Done)
+async def signed_on_paper(
+    document_id: int,
+    ctx: VerifiedTaxpayer,
+    scan: Annotated[UploadFile, File(description="the hand-signed document: a PDF or a photo")],
+) -> Done:
+    """Sign on paper: upload the scan of the document signed by hand. It counts as your signature, and
+    the record says it was made on paper."""
+    await paper.client_signed_on_paper(ctx, document_id, scan)
+    return Done(message="Thank you: your signature on paper is recorded.")
 
 
 # ---- chat ----------------------------------------------------------------------------------------

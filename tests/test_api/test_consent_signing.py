@@ -14,16 +14,7 @@ from collections.abc import AsyncIterator
 import pdfs
 import pytest
 from client_steps import with_csrf
-from journey import (
-    SPOUSE,
-    TAXPAYER,
-    Person,
-    invite_token,
-    latest,
-    login_preparer,
-    make_preparer,
-    register_and_verify,
-)
+from journey import joint_return
 from PIL import Image, ImageDraw
 from sqlmodel import Session, col, select
 from temporalio.testing import WorkflowEnvironment
@@ -52,30 +43,6 @@ def photo_of_signature(size: tuple[int, int] = (900, 320)) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=90)
     return out.getvalue()
-
-
-async def joint_return(api, worker: Resources) -> tuple[object, Person, Person, int]:  # type: ignore[no-untyped-def]
-    """Both spouses registered and verified (which agrees to the consent: journey.register_and_verify), and
-    Form 8879 sent for both to sign."""
-    preparer = api.client()
-    await login_preparer(preparer, make_preparer(worker))
-    eid = (
-        await preparer.post(
-            "/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER, "spouse": SPOUSE}
-        )
-    ).json()["id"]
-    taxpayer, spouse = Person(api.client("203.0.113.9"), TAXPAYER), Person(api.client(), SPOUSE, "spouse")
-    for person in (taxpayer, spouse):
-        sent = await preparer.post(
-            f"/api/engagements/{eid}/invite", json={"role": person.role, "channel": "email"}
-        )
-        assert sent.status_code == 200, sent.text
-        token = invite_token(await latest(preparer, "invite", person.data["email"]))
-        await register_and_verify(person, token, preparer)
-    files = [("files", ("Form 8879.pdf", pdfs.make_form_8879(with_fields=True), "application/pdf"))]
-    docs = await preparer.post(f"/api/engagements/{eid}/documents", files=files, data={"signers": ["both"]})
-    assert docs.status_code == 200, docs.text
-    return preparer, taxpayer, spouse, docs.json()["documents"][0]["id"]
 
 
 async def test_signing_waits_for_consent_and_asks_again_when_the_text_changes(

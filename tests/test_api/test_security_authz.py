@@ -84,6 +84,11 @@ def _pdf_files(name: str = "attack.pdf") -> dict[str, Any]:
     return {"files": [("files", (name, make_pdf(1), "application/pdf"))]}
 
 
+def _one_file(field: str) -> dict[str, Any]:
+    """One PDF under `field`: a corrected copy, or the scan of a paper signature."""
+    return {"files": [(field, ("attack.pdf", make_pdf(1), "application/pdf"))]}
+
+
 def _docs(path: str, method: str = "GET", **kw: Any) -> Callable[[Ids], list[Call]]:
     """The route once per victim document (one the preparer sent, one the taxpayer uploaded)."""
     return lambda ids: [
@@ -306,6 +311,12 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
         _one(E + "/documents", "POST", data={"signers": ["taxpayer"]}, **_pdf_files())
     ),
     ("GET", E + "/documents/{document_id}/download"): Spec(_docs(E + "/documents/{document_id}/download")),
+    ("POST", E + "/documents/{document_id}/replace"): Spec(
+        _one(E + "/documents/{document_id}/replace", "POST", data={"signer": "taxpayer"}, **_one_file("file"))
+    ),
+    ("POST", E + "/documents/{document_id}/paper"): Spec(
+        _one(E + "/documents/{document_id}/paper", "POST", data={"roles": ["taxpayer"]}, **_one_file("scan"))
+    ),
     ("POST", E + "/cancel"): Spec(_one(E + "/cancel", "POST", json={"reason": "attack"})),
     ("POST", E + "/unlock"): Spec(_one(E + "/unlock", "POST", json={"role": "taxpayer"})),
     ("GET", E + "/retention"): Spec(_one(E + "/retention")),
@@ -367,6 +378,14 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("POST", "/api/taxpayer/documents/{document_id}/sign"): Spec(
         _sign_return("/api/taxpayer/documents/{document_id}/sign"), spouse=True
     ),
+    # Declining and signing on paper act on the caller's own signature, like signing: the spouse's call on
+    # the taxpayer's own document is the workflow's refusal (409), and nothing is recorded.
+    ("POST", "/api/taxpayer/documents/{document_id}/decline"): Spec(
+        _sign_return("/api/taxpayer/documents/{document_id}/decline", json={"reason": "attack"}), spouse=True
+    ),
+    ("POST", "/api/taxpayer/documents/{document_id}/paper"): Spec(
+        _sign_return("/api/taxpayer/documents/{document_id}/paper", **_one_file("scan")), spouse=True
+    ),
     ("GET", "/api/taxpayer/messages"): Exempt(NO_ID),
     **_account_changes("/api/taxpayer/account", "json"),
     ("PUT", "/api/taxpayer/account/time-zone"): Exempt(NO_ID),
@@ -411,6 +430,12 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("GET", "/portal/documents"): Exempt(NO_ID),
     ("POST", "/portal/documents/{document_id}/sign"): Spec(
         _sign_return("/portal/documents/{document_id}/sign"), spouse=True
+    ),
+    ("POST", "/portal/documents/{document_id}/decline"): Spec(
+        _sign_return("/portal/documents/{document_id}/decline", data={"reason": "attack"}), spouse=True
+    ),
+    ("POST", "/portal/documents/{document_id}/paper"): Spec(
+        _sign_return("/portal/documents/{document_id}/paper", **_one_file("scan")), spouse=True
     ),
     ("GET", "/portal/documents/{document_id}/view"): Spec(_docs("/portal/documents/{document_id}/view")),
     ("GET", "/portal/signature"): Exempt(NO_ID),
@@ -510,6 +535,12 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
         _one(P + "/documents", "POST", data={"who-0": "taxpayer"}, **_pdf_files())
     ),
     ("GET", P + "/documents/{document_id}/download"): Spec(_docs(P + "/documents/{document_id}/download")),
+    ("POST", P + "/documents/{document_id}/replace"): Spec(
+        _one(P + "/documents/{document_id}/replace", "POST", data={"who": "taxpayer"}, **_one_file("file"))
+    ),
+    ("POST", P + "/documents/{document_id}/paper"): Spec(
+        _one(P + "/documents/{document_id}/paper", "POST", data={"roles": ["taxpayer"]}, **_one_file("scan"))
+    ),
     ("POST", P + "/messages"): Spec(_one(P + "/messages", "POST", data={"body": "hello"})),
     ("POST", P + "/cancel"): Spec(_one(P + "/cancel", "POST", data={"reason": "attack"})),
     ("POST", P + "/unlock"): Spec(_one(P + "/unlock", "POST", data={"role": "taxpayer"})),

@@ -391,6 +391,22 @@ def seed_previous_revision(url: str, closed: datetime) -> None:
         engine.dispose()
 
 
+def firm_with_an_engagement(connection: sa.Connection, tables: sa.MetaData, at: datetime) -> None:
+    """Firm 1, its administrator (preparer 1) and engagement 2, as rows of the revision under test."""
+    connection.execute(tables.tables["firm"].insert(), [{"id": 1, "name": "Lovelace Tax", "created_at": at}])
+    connection.execute(
+        tables.tables["preparer"].insert(),
+        [
+            {"id": 1, "firm_id": 1, "email": "ada@firm.test", "name": "Ada", "password_hash": "x"}
+            | {"active": True, "is_admin": True, "created_at": at}
+        ],
+    )
+    connection.execute(
+        tables.tables["engagement"].insert(),
+        [{"id": 2, "firm_id": 1, "preparer_id": 1, "tax_year": 2025, "created_at": at}],
+    )
+
+
 def test_a_populated_database_one_revision_behind_upgrades_to_retention(db_settings: Settings) -> None:
     url = db_settings.database_url
     migrations.upgrade(url, PREVIOUS_REVISION)
@@ -533,20 +549,7 @@ def test_a_populated_database_of_0005_upgrades_to_placements(db_settings: Settin
         tables.reflect(engine)
         assert "placementtemplate" not in tables.tables and "signaturelabel" not in tables.tables
         with engine.begin() as connection:
-            connection.execute(
-                tables.tables["firm"].insert(), [{"id": 1, "name": "Lovelace Tax", "created_at": closed}]
-            )
-            connection.execute(
-                tables.tables["preparer"].insert(),
-                [
-                    {"id": 1, "firm_id": 1, "email": "ada@firm.test", "name": "Ada", "password_hash": "x"}
-                    | {"active": True, "is_admin": True, "created_at": closed}
-                ],
-            )
-            connection.execute(
-                tables.tables["engagement"].insert(),
-                [{"id": 2, "firm_id": 1, "preparer_id": 1, "tax_year": 2025, "created_at": closed}],
-            )
+            firm_with_an_engagement(connection, tables, closed)
             connection.execute(
                 tables.tables["document"].insert(),
                 [
@@ -607,20 +610,7 @@ def test_a_populated_database_of_0006_upgrades_to_ways_to_sign_and_consent(db_se
         assert "esignconsent" not in tables.tables
         assert "signature_method" not in tables.tables["signer"].c
         with engine.begin() as connection:
-            connection.execute(
-                tables.tables["firm"].insert(), [{"id": 1, "name": "Lovelace Tax", "created_at": closed}]
-            )
-            connection.execute(
-                tables.tables["preparer"].insert(),
-                [
-                    {"id": 1, "firm_id": 1, "email": "ada@firm.test", "name": "Ada", "password_hash": "x"}
-                    | {"active": True, "is_admin": True, "created_at": closed}
-                ],
-            )
-            connection.execute(
-                tables.tables["engagement"].insert(),
-                [{"id": 2, "firm_id": 1, "preparer_id": 1, "tax_year": 2025, "created_at": closed}],
-            )
+            firm_with_an_engagement(connection, tables, closed)
             person = {
                 "engagement_id": 2,
                 "last_name": "O'Neil",
@@ -658,6 +648,72 @@ def test_a_populated_database_of_0006_upgrades_to_ways_to_sign_and_consent(db_se
             db.commit()
             row = db.exec(select(EsignConsent)).one()
             assert row.agreed_at is not None and row.withdrawn_at is None
+    finally:
+        engine.dispose()
+
+
+def test_a_populated_database_of_0007_upgrades_to_decline_and_paper(db_settings: Settings) -> None:
+    """Revision 0008: every signature made before it was electronic (none declined, none on paper), no
+    document was replaced or downloaded yet; every row of a populated 0007 database stays."""
+    url = db_settings.database_url
+    migrations.upgrade(url, "0007")
+    signed = datetime(2026, 4, 15, 16, 0, tzinfo=UTC)
+    engine = create_engine(url)
+    try:
+        tables = sa.MetaData()
+        tables.reflect(engine)
+        assert "method" not in tables.tables["signature"].c
+        assert "replaced_by" not in tables.tables["document"].c
+        with engine.begin() as connection:
+            firm_with_an_engagement(connection, tables, signed)
+            connection.execute(
+                tables.tables["document"].insert(),
+                [
+                    {"id": 1, "engagement_id": 2, "direction": "TO_CLIENT", "upload_ref": "r1"}
+                    | {"name": "Form 8879.pdf", "content_type": "application/pdf", "size": 10, "pages": 1}
+                    | {"storage_key": "k", "sha256": "s", "current_key": "k2", "current_sha256": "s2"}
+                    | {"uploaded_by": "preparer:1", "created_at": signed, "private": False}
+                    | {"signature_boxes": "[]", "sealed_at": signed}
+                ],
+            )
+            connection.execute(
+                tables.tables["signature"].insert(),
+                [
+                    {
+                        "id": 1,
+                        "document_id": 1,
+                        "role": "TAXPAYER",
+                        "signed_at": signed,
+                        "sha256_after": "s2",
+                    },
+                    {"id": 2, "document_id": 1, "role": "SPOUSE", "signed_at": None, "sha256_after": None},
+                ],
+            )
+    finally:
+        engine.dispose()
+    before_columns = columns_of(url)
+    before_rows = all_rows(url, before_columns)
+
+    migrations.upgrade(url)
+
+    assert migrations.current_state(url).at_head
+    assert all_rows(url, before_columns) == before_rows
+    assert differences(url) == []
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            rows = db.exec(select(Signature).order_by(col(Signature.id))).all()
+            assert [(r.method, r.declined_at, r.attested_by, r.scan_document_id) for r in rows] == [
+                ("electronic", None, None, None),
+                ("electronic", None, None, None),
+            ]
+            doc = db.exec(select(Document)).one()
+            assert (doc.replaced_by, doc.downloaded_at) == (None, None)
+            rows[1].declined_at, rows[1].decline_reason = signed, "Wrong account"
+            doc.replaced_by = 9
+            db.add_all([rows[1], doc])
+            db.commit()
+            assert db.get(Signature, 2).decline_reason == "Wrong account"  # type: ignore[union-attr]
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from core.context import Resources
 from core.models import Engagement
-from services import ServiceError
+from services import ServiceError, paper
 from services import preparer_engagements as work
 from services.context import PreparerContext
 from services.documents import download
@@ -226,6 +226,40 @@ async def send_documents(engagement_id: int, act: ActionDep) -> Response:
     )
 
 
+@router.post("/{engagement_id}/documents/{document_id}/replace")
+async def send_corrected_copy(engagement_id: int, document_id: int, act: ActionDep) -> Response:
+    """A corrected copy in place of a document not fully signed (one a client declined, say)."""
+    engagement = act.own(engagement_id)
+    form = await act.request.form(max_files=1)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await act.refused(engagement, "Choose the corrected PDF.", f"fix-{document_id}", 422)
+    outgoing = [work.OutgoingFile(upload, str(form.get("who") or "both"))]
+    return await act.run(
+        engagement,
+        lambda: work.send_documents(act.ctx, engagement, outgoing, replaces=document_id),
+        error_at=f"fix-{document_id}",
+        then="?m=corrected#documents",
+    )
+
+
+@router.post("/{engagement_id}/documents/{document_id}/paper")
+async def record_paper_signature(engagement_id: int, document_id: int, act: ActionDep) -> Response:
+    """The firm holds a hand-signed copy: these signers signed on paper, as the scan shows."""
+    engagement = act.own(engagement_id)
+    form = await act.request.form(max_files=1)
+    scan = form.get("scan")
+    if not isinstance(scan, UploadFile) or not scan.filename:
+        return await act.refused(engagement, "Choose the scan of the signed copy.", f"fix-{document_id}", 422)
+    roles = [str(role) for role in form.getlist("roles")]
+    return await act.run(
+        engagement,
+        lambda: paper.preparer_attests_paper(act.ctx, engagement, document_id, roles, scan),
+        error_at=f"fix-{document_id}",
+        then="?m=paper-recorded#documents",
+    )
+
+
 @router.get("/{engagement_id}/documents/{document_id}/download")
 def download_document(
     engagement_id: int,
@@ -236,7 +270,7 @@ def download_document(
     original: bool = False,
 ) -> Response:
     engagement = own_engagement(ctx.db, ws, engagement_id)
-    doc = work.document_for_download(ctx, engagement, document_id)
+    doc = work.document_for_download(ctx, engagement, document_id, original=original)
     response = download(ctx.resources.store, doc, original=original)
     if request.query_params.get("save"):
         response.headers["Content-Disposition"] = response.headers["Content-Disposition"].replace(

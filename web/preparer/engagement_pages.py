@@ -151,7 +151,7 @@ def engagement_context(
         "owner": owner.name if owner else "",
         "sent": [d for d in docs if d.direction == "to_client"],
         "received": [d for d in reversed(docs) if d.direction == "to_preparer"],
-        "uploaded_by": {d_id: names.get(role, role) for d_id, role in by.items()},
+        "uploaded_by": {d_id: names.get(role, "You (the firm)") for d_id, role in by.items()},
         "closed": stage in (Stage.CANCELLED, Stage.COMPLETED),
         "reason": attention_reason(db, engagement) if row is not None and row.needs_attention else None,
         "joint": Role.SPOUSE in names,

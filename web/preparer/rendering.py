@@ -26,6 +26,8 @@ NOTICES = {
     "link-sent": "The link has successfully been sent!",
     "link-scheduled": "It is night where the client lives: the text goes out at 8:00 their time.",
     "transfer-completed": "Transfer Completed - Documents are now on Customer Portal",
+    "corrected": "The corrected copy is on the Customer Portal: the client signs it in place of the old one.",
+    "paper-recorded": "Recorded as signed on paper, with the scan kept among the client's files.",
     "created": "Engagement created. Send the client their portal link with Customer Portal.",
     "cancelled": "The engagement is cancelled.",
     "unlocked": "Unlocked: the client can try again.",
