@@ -91,6 +91,8 @@ class Engagement(SQLModel, table=True):
     legal_hold_by: int | None = None  # the preparer who placed it
     legal_hold_at: datetime | None = _when(nullable=True)
     disposed_at: datetime | None = _when(nullable=True)
+    # Signing order on a joint return: the spouse signs a document the taxpayer signs too only after them.
+    taxpayer_signs_first: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
     @property
     def workflow_id(self) -> str:

@@ -215,6 +215,11 @@ def _documents_ready(ctx: MessageContext) -> RenderedMessage:
     return RenderedMessage(f"{ctx.firm_name}: your tax documents are ready", f"{text}\n{ctx.link}")
 
 
+def _signing_turn(ctx: MessageContext) -> RenderedMessage:
+    text = f"{ctx.firm_name}: your spouse has signed. Your signature is needed now on your tax documents."
+    return RenderedMessage(f"{ctx.firm_name}: your turn to sign", f"{text}\n{ctx.link}")
+
+
 def _signature_reminder(ctx: MessageContext) -> RenderedMessage:
     text = f"Reminder from {ctx.firm_name}: your tax documents are waiting for your signature."
     return RenderedMessage(f"{ctx.firm_name}: your signature is needed", f"{text}\n{ctx.link}")
@@ -325,6 +330,7 @@ _RENDERERS: dict[str, Callable[[MessageContext], RenderedMessage]] = {
     "verify_reminder": _verify_reminder,
     "documents_ready": _documents_ready,
     "signature_reminder": _signature_reminder,
+    "signing_turn": _signing_turn,
     "needs_attention": _needs_attention,
     "declined": _declined,
     "completed": _completed,

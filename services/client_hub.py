@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from core.client_accounts import LinkedReturn, linked_returns
+from core.enums import Role
 from core.models import (
     ChatMessage,
     Direction,
@@ -291,14 +292,18 @@ def _sign_tasks(db: Session, reach: _Reach) -> list[HubTask]:
         )
         .order_by(col(Document.id))
     ).all()
+    waiting = _waiting_for_taxpayer(db, reach, [doc_id or 0 for doc_id, *_ in rows])
     tasks = []
     for doc_id, name, eid, created in rows:
         has_signature = reach.returns[eid].signer.signature_key is not None
+        detail = "" if has_signature else "Save your signature first, then sign."
+        if doc_id in waiting:
+            detail = f"Waiting for {waiting[doc_id]} to sign first: you'll get a message then."
         tasks.append(
             HubTask(
                 kind="sign" if has_signature else "signature",
                 title=f"Sign {name}",
-                detail="" if has_signature else "Save your signature first, then sign.",
+                detail=detail,
                 engagement_id=eid,
                 tax_year=reach.year(eid),
                 since=created,
@@ -307,6 +312,33 @@ def _sign_tasks(db: Session, reach: _Reach) -> list[HubTask]:
             )
         )
     return tasks
+
+
+def _waiting_for_taxpayer(db: Session, reach: _Reach, doc_ids: list[int]) -> dict[int, str]:
+    """Of these documents, those the person signs as the spouse on a return with a signing order and the
+    taxpayer has not signed yet: the taxpayer's first name, by document."""
+    ordered = [
+        eid for eid, r in reach.returns.items() if r.engagement.taxpayer_signs_first and r.role == Role.SPOUSE
+    ]
+    if not ordered or not doc_ids:
+        return {}
+    rows = db.exec(
+        select(Signature.document_id, Signer.first_name)
+        .join(Document, col(Document.id) == col(Signature.document_id))
+        .join(
+            Signer,
+            sa.and_(
+                col(Signer.engagement_id) == col(Document.engagement_id), col(Signer.role) == Role.TAXPAYER
+            ),
+        )
+        .where(
+            col(Signature.document_id).in_(doc_ids),
+            col(Document.engagement_id).in_(ordered),
+            col(Signature.role) == Role.TAXPAYER,
+            col(Signature.signed_at).is_(None),
+        )
+    ).all()
+    return {doc_id: first_name for doc_id, first_name in rows}
 
 
 def _upload_tasks(db: Session, reach: _Reach) -> list[HubTask]:

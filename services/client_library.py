@@ -42,9 +42,10 @@ PER_PAGE = 25
 MAX_PER_PAGE = 100
 
 
-Mine = Literal["sign", "signature-first", "signed", "declined", "replaced", "not-needed"]
-"""What the person looking may do with a document: sign it (or save a signature first), nothing more
-(signed, declined and waiting for a corrected copy, replaced by one), or nothing at all (not theirs)."""
+Mine = Literal["sign", "signature-first", "signed", "declined", "replaced", "waiting", "not-needed"]
+"""What the person looking may do with a document: sign it (or save a signature first), nothing yet
+(waiting for the taxpayer to sign first), nothing more (signed, declined and waiting for a corrected copy,
+replaced by one), or nothing at all (not theirs)."""
 
 
 class SignerState(BaseModel):
@@ -70,6 +71,7 @@ class LibraryDoc(BaseModel):
     private: bool
     signers: list[SignerState]
     mine: Mine
+    waiting_for: str = ""  # "waiting": the first name of the signer who signs first
     status: str | None = None  # the document's place in `core.enums.SignatureStatus`
     status_label: str = ""
 
@@ -209,6 +211,7 @@ def _items(db: Session, reach: _Reach, rows: list[tuple[Document, str]]) -> list
             for sig in sorted(signatures.get(doc.id or 0, []), key=lambda s: s.role.value != "taxpayer")
         ]
         mine_state = next((s for s in states if s.you), None)
+        first = _signs_first(linked, mine_state, states)
         status = status_of(doc, signatures.get(doc.id or 0, []))
         items.append(
             LibraryDoc(
@@ -223,7 +226,8 @@ def _items(db: Session, reach: _Reach, rows: list[tuple[Document, str]]) -> list
                 created_at=doc.created_at,
                 private=doc.private,
                 signers=states,
-                mine=_mine(mine_state, linked, doc),
+                mine=_mine(mine_state, linked, doc, first),
+                waiting_for=first.name if first else "",
                 status=status,
                 status_label=SIGNATURE_STATUS_LABELS[status] if status else "",
             )
@@ -231,7 +235,18 @@ def _items(db: Session, reach: _Reach, rows: list[tuple[Document, str]]) -> list
     return items
 
 
-def _mine(state: SignerState | None, linked: LinkedReturn, doc: Document) -> Mine:
+def _signs_first(
+    linked: LinkedReturn, mine: SignerState | None, states: list[SignerState]
+) -> SignerState | None:
+    """On a return with a signing order, the taxpayer the spouse waits for on this document (the
+    workflow refuses the spouse's signature until then; this only says so beforehand)."""
+    if not linked.engagement.taxpayer_signs_first or mine is None or mine.role != "spouse":
+        return None
+    taxpayer = next((s for s in states if s.role == "taxpayer"), None)
+    return taxpayer if taxpayer is not None and taxpayer.signed_at is None else None
+
+
+def _mine(state: SignerState | None, linked: LinkedReturn, doc: Document, first: SignerState | None) -> Mine:
     if state is None:
         return "not-needed"
     if state.signed_at is not None:
@@ -240,6 +255,8 @@ def _mine(state: SignerState | None, linked: LinkedReturn, doc: Document) -> Min
         return "replaced"
     if state.declined_at is not None:
         return "declined"
+    if first is not None:
+        return "waiting"
     return "sign" if linked.signer.signature_key else "signature-first"
 
 

@@ -106,7 +106,12 @@ def add_search_terms(db: Session, signer: Signer) -> None:
 async def create_engagement(
     db: Session, client: Client, resources: Resources, preparer: Preparer, data: EngagementCreate
 ) -> Engagement:
-    engagement = Engagement(firm_id=preparer.firm_id, preparer_id=preparer.id or 0, tax_year=data.tax_year)
+    engagement = Engagement(
+        firm_id=preparer.firm_id,
+        preparer_id=preparer.id or 0,
+        tax_year=data.tax_year,
+        taxpayer_signs_first=data.taxpayer_signs_first and data.spouse is not None,  # only a joint return
+    )
     db.add(engagement)
     db.flush()
     people = [(Role.TAXPAYER, data.taxpayer)] + ([(Role.SPOUSE, data.spouse)] if data.spouse else [])
@@ -127,6 +132,7 @@ async def create_engagement(
         tax_year=engagement.tax_year,
         signers=[profile_of(resources, row, ssn) for row, ssn in signers],
         schedule=schedule_for(db, resources.settings, engagement.firm_id),
+        taxpayer_signs_first=engagement.taxpayer_signs_first,
     )
     try:
         await client.start_workflow(

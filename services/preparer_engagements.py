@@ -519,4 +519,5 @@ def engagement_out(db: Session, engagement: Engagement) -> EngagementOut:
         status=status_out(db.get(EngagementStatus, engagement.id)),
         signers=[signer_out(s, a) for s, a in people],
         documents=documents_of(db, engagement.id or 0),
+        taxpayer_signs_first=engagement.taxpayer_signs_first,
     )

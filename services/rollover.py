@@ -95,7 +95,10 @@ def _body(ctx: PreparerContext, engagement: Engagement) -> EngagementCreate:
         for s in _people(ctx, engagement)
     }
     return EngagementCreate(
-        tax_year=engagement.tax_year + 1, taxpayer=people["taxpayer"], spouse=people.get("spouse")
+        tax_year=engagement.tax_year + 1,
+        taxpayer=people["taxpayer"],
+        spouse=people.get("spouse"),
+        taxpayer_signs_first=engagement.taxpayer_signs_first,  # the couple's order holds next year too
     )
 
 

@@ -104,6 +104,9 @@ class EngagementCreate(BaseModel):
     tax_year: int = Field(ge=2000, le=2100)
     taxpayer: SignerIn
     spouse: SignerIn | None = None
+    taxpayer_signs_first: bool = Field(
+        False, description="signing order on a joint return: the spouse signs after the taxpayer"
+    )
 
 
 class SignerOut(BaseModel):
@@ -161,6 +164,7 @@ class EngagementSummary(BaseModel):
 class EngagementOut(EngagementSummary):
     signers: list[SignerOut]
     documents: list[DocumentOut]
+    taxpayer_signs_first: bool = False
 
 
 class EngagementPage(BaseModel):

@@ -24,6 +24,7 @@ from core.config import Settings
 from core.context import Resources
 from core.crypto import Cipher
 from portico.app import create_app
+from worker.main import build_worker
 from workflows.client import data_converter
 
 BIN = Path(sys.executable).parent
@@ -188,6 +189,14 @@ class Api:
         # What a browser sends on Portico's own pages' requests (the API refuses cross-site ones).
         headers = {"user-agent": "pytest-portico", "sec-fetch-site": "same-origin"}
         return httpx.AsyncClient(transport=transport, base_url="https://portico.test", headers=headers)
+
+
+@pytest.fixture
+async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
+    """A worker running every workflow and activity on the dev server, with the test's resources."""
+    resources = Resources.from_settings(settings)
+    async with build_worker(dev_server.client, resources):
+        yield resources
 
 
 @pytest.fixture

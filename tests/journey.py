@@ -143,14 +143,14 @@ def signature_png() -> bytes:
     return out.getvalue()
 
 
-async def joint_return(api, worker: Resources) -> tuple[Any, Person, Person, int]:  # type: ignore[no-untyped-def]
+async def joint_return(api, worker: Resources, **options: Any) -> tuple[Any, Person, Person, int]:  # type: ignore[no-untyped-def]
     """Both spouses registered and verified (which agrees to the consent: journey.register_and_verify), and
-    Form 8879 sent for both to sign."""
+    Form 8879 sent for both to sign. `options`: more of the engagement's fields (a signing order)."""
     preparer = api.client()
     await login_preparer(preparer, make_preparer(worker))
     eid = (
         await preparer.post(
-            "/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER, "spouse": SPOUSE}
+            "/api/engagements", json={"tax_year": 2025, "taxpayer": TAXPAYER, "spouse": SPOUSE, **options}
         )
     ).json()["id"]
     taxpayer, spouse = Person(api.client("203.0.113.9"), TAXPAYER), Person(api.client(), SPOUSE, "spouse")

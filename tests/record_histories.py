@@ -66,17 +66,25 @@ class Scenario:
     stage: str  # where the engagement stands when its history is taken
     refused_channels: frozenset[str]
     play: Play
+    taxpayer_signs_first: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    engagement_id: int, stage: str, roles: tuple[str, ...] = ("taxpayer",), refused: tuple[str, ...] = ()
+    engagement_id: int,
+    stage: str,
+    roles: tuple[str, ...] = ("taxpayer",),
+    refused: tuple[str, ...] = (),
+    *,
+    taxpayer_signs_first: bool = False,
 ) -> Callable[[Play], Play]:
     def register(play: Play) -> Play:
         name = play.__name__
-        SCENARIOS[name] = Scenario(name, engagement_id, roles, stage, frozenset(refused), play)
+        SCENARIOS[name] = Scenario(
+            name, engagement_id, roles, stage, frozenset(refused), play, taxpayer_signs_first
+        )
         return play
 
     return register
@@ -274,6 +282,20 @@ async def corrected_and_paper(eng: Engagement) -> None:
     assert await eng.result() == "completed"
 
 
+@scenario(1016, "signing", JOINT, taxpayer_signs_first=True)
+async def taxpayer_signs_first(eng: Engagement) -> None:
+    """Signing order: the spouse is refused until the taxpayer has signed the joint 8879, and only the
+    taxpayer is reminded meanwhile; the taxpayer signs, then the history is taken."""
+    for role in JOINT:
+        await eng.onboard(role)
+        await eng.save_signature(role)
+    (form_8879,) = await eng.send_documents(document("Form 8879", "taxpayer", "spouse"))
+    await refusal(eng.sign("spouse", form_8879))
+    await eng.advance(SCHEDULE.signature_reminder_first + HOUR)
+    assert {m.recipient for m in eng.sent("signature_reminder")} == {"taxpayer"}
+    await eng.sign("taxpayer", form_8879)
+
+
 # ---- recording -------------------------------------------------------------------------------------
 
 
@@ -300,6 +322,7 @@ async def record(env: WorkflowEnvironment, case: Scenario, path: Path) -> str:
         tax_year=2025,
         signers=list(profiles.values()),
         schedule=SCHEDULE,
+        taxpayer_signs_first=case.taxpayer_signs_first,
     )
     task_queue = f"{DEFAULT_TASK_QUEUE}-{case.name}"
     async with Worker(

@@ -456,6 +456,7 @@ async def engagement(
     *,
     time_zone: str = NEW_YORK,
     schedule: Schedule | None = None,
+    taxpayer_signs_first: bool = False,
 ) -> AsyncIterator[Engagement]:
     """Starts an engagement with a worker of its own; terminates it afterwards so no timer outlives
     the test and holds up the shared server's clock."""
@@ -469,6 +470,7 @@ async def engagement(
         tax_year=2025,
         signers=list(profiles.values()),
         schedule=schedule or Schedule(),
+        taxpayer_signs_first=taxpayer_signs_first,
     )
     async with Worker(
         env.client, task_queue=task_queue, workflows=[EngagementWorkflow], activities=fake.all()

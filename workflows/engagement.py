@@ -371,7 +371,24 @@ class EngagementWorkflow:
         self.fx.record_soon(
             "document.signed", req.actor, {"role": req.role, "document": doc.name, "sha256": result.sha256}
         )
+        self._tell_whose_turn_came(doc, req.role)
         return result
+
+    def _tell_whose_turn_came(self, doc: DocumentStatus, signed: str) -> None:
+        """With a signing order, the spouse hears when the taxpayer's signature lets them sign."""
+        state = self.state
+        spouse = state.signers.get(Role.SPOUSE)
+        if (
+            not state.inp.taxpayer_signs_first
+            or signed != Role.TAXPAYER
+            or spouse is None
+            or spouse.verified_at is None
+            or not doc.owes(Role.SPOUSE)
+        ):
+            return
+        channel = spouse.invite_channel or Channel.EMAIL
+        key = f"turn:{Role.SPOUSE}:{doc.document_id}"
+        self.fx.spawn(self.fx.message(Role.SPOUSE, channel, "signing_turn", key=key))
 
     @sign_document.validator
     def _check_sign(self, req: SignDocument) -> None:

@@ -142,6 +142,8 @@ class PipelineState:
         owing = self.roles_owing_signatures()
         if any(self.signers[role].invite_seq == 0 for role in owing):
             return PREPARER, self.documents_sent_at  # the spouse must be invited before they can sign
+        if self.inp.taxpayer_signs_first:  # a spouse whose turn has not come is not the one waited on
+            owing = [role for role in owing if self.has_turn(role)] or owing
         return ", ".join(owing), self.last_signed_at or self.documents_sent_at
 
     def live_documents(self) -> list[DocumentStatus]:
@@ -165,8 +167,29 @@ class PipelineState:
         return bool(self.declined_documents()) and not self.roles_owing_signatures()
 
     def remindable(self) -> list[str]:
-        """Who owes a signature and can act on a reminder (an uninvited spouse waits on the preparer)."""
-        return [role for role in self.roles_owing_signatures() if self.signers[role].verified_at is not None]
+        """Who owes a signature and can act on a reminder (an uninvited spouse waits on the preparer, one
+        whose turn has not come waits on the taxpayer)."""
+        return [
+            role
+            for role in self.roles_owing_signatures()
+            if self.signers[role].verified_at is not None and self.has_turn(role)
+        ]
+
+    def waits_for(self, doc: DocumentStatus, role: str) -> str | None:
+        """Whose signature `role` waits for on `doc` before signing it (the engagement's signing order),
+        or None when it is their turn."""
+        if (
+            self.inp.taxpayer_signs_first
+            and role == Role.SPOUSE
+            and Role.TAXPAYER in doc.required_roles
+            and Role.TAXPAYER not in doc.signed_roles
+        ):
+            return Role.TAXPAYER
+        return None
+
+    def has_turn(self, role: str) -> bool:
+        """`role` may sign something now: a document they owe that waits for nobody else first."""
+        return any(doc.owes(role) and self.waits_for(doc, role) is None for doc in self.documents.values())
 
     def tries_left(self, role: str) -> int:
         """Wrong one-time codes the signer may still enter before only the preparer can unlock them."""

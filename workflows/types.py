@@ -63,6 +63,8 @@ class EngagementInput:
     tax_year: int
     signers: list[SignerProfile]
     schedule: Schedule = field(default_factory=Schedule)
+    taxpayer_signs_first: bool = False
+    """Signing order: the spouse signs a document the taxpayer signs too only once the taxpayer has."""
 
 
 # ---- updates -------------------------------------------------------------------------------------

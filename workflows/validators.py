@@ -189,8 +189,16 @@ def check_sign(state: PipelineState, req: SignDocument) -> None:
     doc = _unsigned(state, req.document_id, req.role)
     if req.role in doc.declined:
         raise invalid(f"You declined {doc.name}. Your preparer will send a corrected copy.")
+    _check_turn(state, doc, req.role)
     if not signer.signature_on_file:
         raise invalid("Add your signature first.")
+
+
+def _check_turn(state: PipelineState, doc: DocumentStatus, role: str) -> None:
+    first = state.waits_for(doc, role)
+    if first is not None:
+        name = state.profiles[first].display_name
+        raise invalid(f"{name} signs {doc.name} first: you can sign it once they have.")
 
 
 def check_decline(state: PipelineState, req: DeclineDocument) -> None:
@@ -209,13 +217,16 @@ def check_sign_on_paper(state: PipelineState, req: SignOnPaper) -> None:
     check_open(state)
     if not req.roles:
         raise invalid("Choose whose signature the scan shows.")
-    if req.actor.kind == "taxpayer":  # a client vouches for their own signature only
+    client = req.actor.kind == "taxpayer"
+    if client:  # a client vouches for their own signature only
         if req.roles != [req.actor.id]:
             raise invalid("Upload the scan of your own signature.")
         verified(state, req.actor.id)
     for role in req.roles:
         profile(state, role)
-        _unsigned(state, req.document_id, role)
+        doc = _unsigned(state, req.document_id, role)
+        if client:  # the preparer, holding the hand-signed paper, records it in any order
+            _check_turn(state, doc, role)
 
 
 MAX_REASON = 1000

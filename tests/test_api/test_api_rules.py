@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,20 +20,10 @@ from journey import (
     register_and_verify,
 )
 from pdfs import make_encrypted_pdf, make_pdf, make_png
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
 from core.context import Resources
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def invited(preparer: Any, worker: Resources, data: dict[str, str] = TAXPAYER) -> tuple[int, str]:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 
 import pdfs
 import pytest
@@ -17,23 +16,13 @@ from client_steps import with_csrf
 from journey import joint_return
 from PIL import Image, ImageDraw
 from sqlmodel import Session, col, select
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
 from core.context import Resources
 from core.models import EsignConsent, Signer
 from esign.records import collect_record
 from services import consent
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 def photo_of_signature(size: tuple[int, int] = (900, 320)) -> bytes:

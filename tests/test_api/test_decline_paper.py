@@ -10,31 +10,20 @@ engagement completes and the record says which signature was on paper and who vo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pdfs
 import pytest
 from journey import joint_return, latest
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
 from core.context import Resources
 from core.models import Document, Engagement, Signature
 from esign.records import collect_record
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
 
 REASON = "The refund goes to an account we closed last year"
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def documents(preparer: Any, eid: int) -> dict[int, dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,23 +21,12 @@ from journey import (
 )
 from pdfs import make_pdf
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
-from core.context import Resources
 from core.models import AuditEntry, OutboxMessage, Signature
 from esign import pdfsign
 from portico.app import create_app, warn_about_proxy_trust
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def wait_for_stage(http, engagement_id: int, stage: str, timeout: float = 20) -> dict:  # type: ignore[no-untyped-def]

@@ -718,6 +718,41 @@ def test_a_populated_database_of_0007_upgrades_to_decline_and_paper(db_settings:
         engine.dispose()
 
 
+def test_a_populated_database_of_0008_upgrades_to_signing_order(db_settings: Settings) -> None:
+    """Revision 0009: every engagement before it let either spouse sign first; rows stay as they were."""
+    url = db_settings.database_url
+    migrations.upgrade(url, "0008")
+    created = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    engine = create_engine(url)
+    try:
+        tables = sa.MetaData()
+        tables.reflect(engine)
+        assert "taxpayer_signs_first" not in tables.tables["engagement"].c
+        with engine.begin() as connection:
+            firm_with_an_engagement(connection, tables, created)
+    finally:
+        engine.dispose()
+    before_columns = columns_of(url)
+    before_rows = all_rows(url, before_columns)
+
+    migrations.upgrade(url)
+
+    assert migrations.current_state(url).at_head
+    assert all_rows(url, before_columns) == before_rows
+    assert differences(url) == []
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            engagement = db.exec(select(Engagement)).one()
+            assert engagement.taxpayer_signs_first is False
+            engagement.taxpayer_signs_first = True
+            db.add(engagement)
+            db.commit()
+            assert db.exec(select(Engagement)).one().taxpayer_signs_first is True
+    finally:
+        engine.dispose()
+
+
 # ---- a database the first release made ----------------------------------------------------------------
 
 

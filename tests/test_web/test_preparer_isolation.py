@@ -4,28 +4,16 @@ messages or audit entries, through any JSON route or page, and changes nothing b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from journey import TAXPAYER
 from pdfs import make_pdf
 from preparer_steps import Authenticator, api_login, csrf_of, enrol_directly, page_login
 from sqlmodel import Session, col, select
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
-from core.context import Resources
 from core.models import AuditEntry, ChatMessage, Direction, Document, EngagementStatus, Preparer
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def test_another_firm_reaches_nothing(api, worker) -> None:  # type: ignore[no-untyped-def]

@@ -8,21 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from pdfs import make_pdf
 from preparer_steps import Authenticator, csrf_of, enrol_directly, page_login, post_form
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
 from core import audit
 from core.actor import Actor
-from core.config import Settings
 from core.context import Resources
 from core.models import AuditEntry, Engagement, EngagementStatus, OutboxMessage, Signer
 from services.preparer_timeline import timeline
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +35,6 @@ JOINT = {
     "spouse_email": "anika@example.com",
     "spouse_time_zone": "America/Chicago",
 }
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def created(resources: Resources, eid: int) -> None:

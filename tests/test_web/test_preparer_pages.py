@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from pdfs import make_pdf
 from preparer_steps import Authenticator, api_enrol, csrf_of, enrol_directly, page_login, post_form
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
 from core.context import Resources
 from core.models import AuditEntry, EngagementStatus, FirmSettings, MessageTemplate, Signer
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 async def wait_for(resources: Resources, eid: int, stage: str, timeout: float = 20) -> EngagementStatus:

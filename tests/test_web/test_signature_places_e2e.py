@@ -32,24 +32,15 @@ from journey import (
 )
 from pypdf import PdfReader
 from sqlmodel import Session
-from temporalio.testing import WorkflowEnvironment
 
 from core.config import Settings
 from core.context import Resources
 from core.models import Document
 from esign import boxes, pdfsign
-from worker.main import build_worker
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 DPI = 72  # one pixel a point: pixel bounds read as PDF points
-
-
-@pytest.fixture
-async def worker(settings: Settings, dev_server: WorkflowEnvironment) -> AsyncIterator[Resources]:
-    resources = Resources.from_settings(settings)
-    async with build_worker(dev_server.client, resources):
-        yield resources
 
 
 @pytest.fixture

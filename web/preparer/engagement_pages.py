@@ -93,13 +93,19 @@ def new_engagement_page(request: Request, ws: CurrentWorkspace) -> Response:
 
 
 def new_engagement_values(form: Any) -> dict[str, str]:
-    names = ["tax_year", *(f"{p}_{f}" for p in ("taxpayer", "spouse") for f in PERSON_FIELDS)]
+    names = [
+        "tax_year",
+        *(f"{p}_{f}" for p in ("taxpayer", "spouse") for f in PERSON_FIELDS),
+        "taxpayer_signs_first",
+    ]
     return {name: str(form.get(name, "")).strip()[:200] for name in names}
 
 
 def validate_new(values: dict[str, str], default_zone: str) -> tuple[EngagementCreate | None, dict[str, str]]:
+    body = engagement_body(values, default_zone)
+    body["taxpayer_signs_first"] = bool(values.get("taxpayer_signs_first"))
     try:
-        return EngagementCreate.model_validate(engagement_body(values, default_zone)), {}
+        return EngagementCreate.model_validate(body), {}
     except ValidationError as exc:
         return None, field_errors(exc)
 
