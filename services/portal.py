@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 
 from activities.types import SignResult
 from core import audit
+from core.enums import Role
 from core.models import ChatMessage, Direction, Document, Engagement, Signer, TaxpayerAccount
 from services import Refusal, ServiceError, consent, parsing, signature_images, workflow_calls
 from services.accounts import channels
@@ -61,7 +62,7 @@ def overview(db: Session, signer: Signer, names: dict[str, str] | None = None) -
         for sig in d.signatures
         if sig.signed_at is None and sig.declined_at is None
     ]
-    mine = owed.count(role)
+    mine = owed.count(role) - _waiting_for_taxpayer(db, signer, sent)
     if names is None:
         names = {s.role.value: s.first_name for s in co_signers(db, signer)}
     others: dict[str, int] = {}
@@ -108,6 +109,21 @@ def _next_steps(o: Overview) -> list[str]:
     if not steps:
         steps.append("You're all done for now. Your preparer will let you know if anything else is needed.")
     return steps
+
+
+def _waiting_for_taxpayer(db: Session, signer: Signer, sent: list[DocumentOut]) -> int:
+    """The spouse's documents that wait for the taxpayer to sign first (a return with a signing order):
+    not yet theirs to sign."""
+    if signer.role != Role.SPOUSE:
+        return 0
+    engagement = db.get(Engagement, signer.engagement_id)
+    if engagement is None or not engagement.taxpayer_signs_first:
+        return 0
+    waiting = 0
+    for doc in sent:
+        unsigned = {s.role for s in doc.signatures if s.signed_at is None and s.declined_at is None}
+        waiting += doc.replaced_by is None and {Role.SPOUSE, Role.TAXPAYER} <= unsigned
+    return waiting
 
 
 def co_signers(db: Session, signer: Signer) -> list[Signer]:

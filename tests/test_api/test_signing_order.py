@@ -30,6 +30,7 @@ async def test_the_spouse_waits_for_the_taxpayer(api, worker: Resources) -> None
     )
     documents = await spouse.http.get("/portal/documents")
     assert "Waiting for Shelby to sign first" in documents.text
+    assert (await spouse.http.get("/api/taxpayer/me")).json()["documents_waiting"] == 0  # not theirs yet
     home = (await spouse.http.get("/api/taxpayer/hub")).json()
     [task] = [t for t in home["tasks"] if t["kind"] == "sign"]
     assert task["detail"].startswith("Waiting for Shelby to sign first")
@@ -40,6 +41,7 @@ async def test_the_spouse_waits_for_the_taxpayer(api, worker: Resources) -> None
     turn = await latest(preparer, "signing_turn", spouse.data["email"])
     assert "your spouse has signed" in turn["body"]
     assert "Waiting for" not in (await spouse.http.get("/portal/documents")).text
+    assert (await spouse.http.get("/api/taxpayer/me")).json()["documents_waiting"] == 1
     signed = await spouse.http.post(f"/api/taxpayer/documents/{form}/sign")
     assert signed.status_code == 200, signed.text
     await preparer.aclose()
