@@ -391,6 +391,18 @@ def seed_previous_revision(url: str, closed: datetime) -> None:
         engine.dispose()
 
 
+def upgrade_keeping_every_row(url: str) -> None:
+    """Upgrades to head; every row that was there is still there, and the schema is the models'."""
+    before_columns = columns_of(url)
+    before_rows = all_rows(url, before_columns)
+
+    migrations.upgrade(url)
+
+    assert migrations.current_state(url).at_head
+    assert all_rows(url, before_columns) == before_rows
+    assert differences(url) == []
+
+
 def firm_with_an_engagement(connection: sa.Connection, tables: sa.MetaData, at: datetime) -> None:
     """Firm 1, its administrator (preparer 1) and engagement 2, as rows of the revision under test."""
     connection.execute(tables.tables["firm"].insert(), [{"id": 1, "name": "Lovelace Tax", "created_at": at}])
@@ -412,14 +424,7 @@ def test_a_populated_database_one_revision_behind_upgrades_to_retention(db_setti
     migrations.upgrade(url, PREVIOUS_REVISION)
     closed = datetime(2026, 4, 15, 16, 0, tzinfo=UTC)
     seed_previous_revision(url, closed)
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     # The new columns read as their defaults through today's models: three years, no hold, not disposed;
     # the completed engagement is due after three years and the disposal table takes its record.
     engine = create_engine(url)
@@ -506,14 +511,7 @@ def test_accounts_of_0003_become_client_accounts_linked_to_their_signer(db_setti
             )
     finally:
         engine.dispose()
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     engine = create_engine(url)
     try:
         with Session(engine) as db:
@@ -565,14 +563,7 @@ def test_a_populated_database_of_0005_upgrades_to_placements(db_settings: Settin
             )
     finally:
         engine.dispose()
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     engine = create_engine(url)
     try:
         with Session(engine) as db:
@@ -630,14 +621,7 @@ def test_a_populated_database_of_0006_upgrades_to_ways_to_sign_and_consent(db_se
             )
     finally:
         engine.dispose()
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     engine = create_engine(url)
     try:
         with Session(engine) as db:
@@ -691,14 +675,7 @@ def test_a_populated_database_of_0007_upgrades_to_decline_and_paper(db_settings:
             )
     finally:
         engine.dispose()
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     engine = create_engine(url)
     try:
         with Session(engine) as db:
@@ -732,14 +709,7 @@ def test_a_populated_database_of_0008_upgrades_to_signing_order(db_settings: Set
             firm_with_an_engagement(connection, tables, created)
     finally:
         engine.dispose()
-    before_columns = columns_of(url)
-    before_rows = all_rows(url, before_columns)
-
-    migrations.upgrade(url)
-
-    assert migrations.current_state(url).at_head
-    assert all_rows(url, before_columns) == before_rows
-    assert differences(url) == []
+    upgrade_keeping_every_row(url)
     engine = create_engine(url)
     try:
         with Session(engine) as db:
