@@ -57,8 +57,9 @@ async def preparer_attests_paper(
     if not roles or not set(roles) <= known:
         raise ServiceError(Refusal.INVALID, "Choose whose signature the scan shows.", "roles")
     stored = await store_scan(ctx.db, ctx.resources, doc, scan, uploaded_by=ctx.actor.label)
-    update_id = f"paper-{document_id}-{'-'.join(sorted(roles))}-by-preparer"
-    await _count_on_paper(ctx.db, ctx.resources, ctx, doc, sorted(roles), stored, update_id)
+    signers = sorted(set(roles))  # each signer once, however often the form named them
+    update_id = f"paper-{document_id}-{'-'.join(signers)}-by-preparer"
+    await _count_on_paper(ctx.db, ctx.resources, ctx, doc, signers, stored, update_id)
 
 
 async def _count_on_paper(

@@ -10,6 +10,7 @@ engagement completes and the record says which signature was on paper and who vo
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pdfs
@@ -18,7 +19,7 @@ from journey import joint_return, latest
 from sqlmodel import Session, select
 
 from core.context import Resources
-from core.models import Document, Engagement, Signature
+from core.models import AuditEntry, Document, Engagement, Signature
 from esign.records import collect_record
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +161,7 @@ async def test_the_preparer_attests_a_paper_signature_and_a_refusal_keeps_no_sca
     both = await preparer.post(
         f"/api/engagements/{eid}/documents/{form}/paper",
         files={"scan": ("signed.pdf", scan, "application/pdf")},
-        data={"roles": ["taxpayer", "spouse"]},
+        data={"roles": ["taxpayer", "spouse", "spouse"]},  # a role named twice counts once
     )
     assert both.status_code == 200, both.text
     await until_stage(preparer, eid, "completed")
@@ -173,6 +174,8 @@ async def test_the_preparer_attests_a_paper_signature_and_a_refusal_keeps_no_sca
     with Session(worker.engine) as db:
         scans = db.exec(select(Document).where(Document.name.startswith("Signed on paper"))).all()  # type: ignore[attr-defined]
         assert len(scans) == 1  # the refused one left nothing behind
+        [entry] = db.exec(select(AuditEntry).where(AuditEntry.action == "document.signed_on_paper")).all()
+        assert json.loads(entry.detail)["roles"] == "spouse,taxpayer"  # each signer once
         rows = db.exec(select(Signature).where(Signature.document_id == form)).all()
         assert {(r.role.value, r.method, r.attested_by) for r in rows} == {
             ("taxpayer", "paper", f"preparer:{preparer_id(db)}"),
