@@ -285,6 +285,7 @@ class EngagementActivities:
                         current_sha256=spec.sha256,
                         uploaded_by=req.uploaded_by,
                         signature_boxes=boxes_json(spec.signature_boxes),
+                        form=spec.form,
                     )
                     session.add(doc)
                     session.flush()

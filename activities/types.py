@@ -27,6 +27,7 @@ class DocumentSpec:
     pages: int
     required_roles: list[str] = field(default_factory=list)
     signature_boxes: list[SignatureBox] = field(default_factory=list)  # where the preparer wants stamps
+    form: str = ""  # the IRS form it is ("8879", "8878"), read from its text: identity proofing asks by form
 
 
 @dataclass(frozen=True)

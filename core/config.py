@@ -133,6 +133,13 @@ class Settings(BaseSettings):
 
     tsa_url: str = ""  # RFC 3161 time-stamp authority: B-T signatures (B-LT with revocation), B-LTA seal
     tsa_timeout_seconds: float = 10
+    # Identity proofing (services.proofing): a firm that chooses the `http` provider reaches its bureau's
+    # gateway here, with this bearer token (docs/identity-proofing.md). The `dev` provider needs neither.
+    proofing_provider: Literal["dev", "http"] = "dev"  # a firm's own choice in its settings wins
+    proofing_forms: str = "8879,8878"  # the forms that need it, unless a firm chose: 8879, 8878, other
+    proofing_url: str = ""
+    proofing_token: SecretStr = SecretStr("")
+    proofing_timeout_seconds: float = 10
     trust_roots: list[Path] = []  # extra CA certificates verify-pdf trusts, e.g. the time-stamp authority's
 
     @field_validator("tsa_url")
@@ -141,6 +148,21 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("PORTICO_TSA_URL must be an http:// or https:// URL")
         return value
+
+    @field_validator("proofing_url")
+    @classmethod
+    def _http_proofing_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("PORTICO_PROOFING_URL must be an http:// or https:// URL")
+        return value
+
+    @field_validator("proofing_forms")
+    @classmethod
+    def _known_forms(cls, value: str) -> str:
+        forms = [f.strip() for f in value.split(",") if f.strip()]
+        if any(f not in ("8879", "8878", "other") for f in forms):
+            raise ValueError("PORTICO_PROOFING_FORMS lists forms among 8879, 8878 and other")
+        return ",".join(forms)
 
     @field_validator("storage_endpoint_url")
     @classmethod

@@ -117,6 +117,11 @@ class Signer(SQLModel, table=True):
     signature_key: str | None = None
     signature_saved_at: datetime | None = _when(nullable=True)
     signature_method: str | None = None  # how the signature on file was made: drawn, typed or uploaded
+    # Date of birth and street address for identity proofing (services.proofing), encrypted like the SSN:
+    # JSON {"date_of_birth", "street", "city", "state", "zip"} under the purpose "identity-details".
+    identity_details_encrypted: bytes | None = Field(
+        default=None, sa_column=Column(sa.LargeBinary, nullable=True)
+    )
 
     @property
     def full_name(self) -> str:
@@ -177,6 +182,7 @@ class Document(SQLModel, table=True):
     # A corrected copy the preparer sent in its place (after a decline, say): nothing more is signed here.
     replaced_by: int | None = None
     downloaded_at: datetime | None = _when(nullable=True)  # the firm first downloaded the signed copy
+    form: str | None = None  # the IRS form it is, read from its text when sent: "8879", "8878" or ""
 
 
 class Signature(SQLModel, table=True):
@@ -388,6 +394,11 @@ class FirmSettings(SQLModel, table=True):
     phone: str | None = None
     email: str | None = None
     hours: str | None = None  # e.g. "Mon-Fri 9-5; Saturdays in March and April 10-2"
+    # Identity proofing before a remote signature (services.proofing): which provider asks the questions,
+    # and which forms need it ("8879", "8878", "other"; comma-separated). None: the installation's
+    # (PORTICO_PROOFING_PROVIDER, PORTICO_PROOFING_FORMS).
+    proofing_provider: str | None = None
+    proofing_forms: str | None = None
 
 
 class MessageTemplate(SQLModel, table=True):
@@ -556,3 +567,33 @@ class EsignConsent(SQLModel, table=True):
     ip: str | None = None
     user_agent: str | None = None
     withdrawn_at: datetime | None = _when(nullable=True)
+
+
+class IdentityCheck(SQLModel, table=True):
+    """One set of identity-proofing questions a signer was asked (`services.proofing`): the provider's id of
+    the set, and once answered the outcome and the provider's reference. Never the questions or answers."""
+
+    __table_args__ = (sa.UniqueConstraint("engagement_id", "role", "set_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    engagement_id: int = Field(foreign_key="engagement.id", index=True)
+    role: Role
+    set_number: int  # 1, 2, 3 (more after a preparer unlocked another set)
+    provider: str
+    check_id: str  # the provider's id of the set
+    started_at: datetime = _created()
+    outcome: str | None = None  # "passed" or "failed"; none while the set is open
+    answered_at: datetime | None = _when(nullable=True)
+    reference_id: str | None = None  # the provider's reference for the set, kept in the e-signature record
+    ip: str | None = None
+
+
+class IdentityUnlock(SQLModel, table=True):
+    """A preparer allowed a signer one more set of questions after the sets ran out, and why (audited)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    engagement_id: int = Field(foreign_key="engagement.id", index=True)
+    role: Role
+    preparer_id: int = Field(foreign_key="preparer.id")
+    reason: str
+    at: datetime = _created()

@@ -201,6 +201,7 @@ def _signer(signer: SignerRecord, styles: _Styles, width: float) -> Flowable:
         *(("Account change", change) for change in _account_changes(signer)),
         ("Signing method", signer.signing_method),
         ("Consent to sign electronically", signer.esign_consent or "None recorded."),
+        *((("Identity proofing (KBA)", signer.identity_proofing),) if signer.identity_proofing else ()),
         ("Signature adopted", utc(signer.signature_saved_at)),
     ]
     for event in signer.signatures:

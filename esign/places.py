@@ -370,6 +370,24 @@ def _pages_mentioning(pdf: bytes, labels: Sequence[str]) -> list[int]:
     ]
 
 
+IRS_FORMS = ("8879", "8878")
+_FORM_IN_TEXT = re.compile(r"\bForm\s*(8879|8878)\b", re.IGNORECASE)
+_FORM_IN_NAME = re.compile(r"(?<!\d)(8879|8878)(?!\d)")
+
+
+def irs_form(pdf: bytes, name: str) -> str:
+    """ "8879" or "8878" when the document is that IRS e-file signature authorization (its first pages
+    print "Form 8879", or else its file name says so), "" for anything else. Identity proofing before a
+    remote signature is asked by form (`services.proofing`)."""
+    try:
+        reader = PdfReader(io.BytesIO(pdf), strict=False)
+        text = " ".join(page.extract_text() for page in list(reader.pages)[:2])
+    except Exception:  # an unreadable PDF is refused by the send's own checks, in its words
+        text = ""
+    found = _FORM_IN_TEXT.search(text) or _FORM_IN_NAME.search(name)
+    return found.group(1) if found else ""
+
+
 def _letters(text: str) -> str:
     return "".join(char for char in text.lower() if char.isalpha())
 

@@ -31,6 +31,8 @@ from core.models import (
     Engagement,
     EsignConsent,
     Firm,
+    IdentityCheck,
+    IdentityUnlock,
     OutboxMessage,
     Preparer,
     Signature,
@@ -126,6 +128,9 @@ class SignerRecord:
     authentication_events: list[TimelineEntry]
     esign_consent: str = ""
     """The consent to sign electronically in force when the signer signed (ESIGN Act §101(c))."""
+    identity_proofing: str = ""
+    """Knowledge-based authentication before a remote 8879 signature (IRS Pub 1345): each set's outcome,
+    the provider and its reference; empty when none was asked."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +305,41 @@ def _signer_record(
         signatures=[event for event in events if event.role == role],
         authentication_events=[e for e in mine if any(a in e.action for a in AUTH_ACTIONS)],
         esign_consent=_consent(session, account, signer, [e for e in events if e.role == role]),
+        identity_proofing=_proofing(session, signer),
     )
+
+
+def _proofing(session: Session, signer: Signer) -> str:
+    """Each set of identity questions the signer was asked, its outcome and the provider's reference
+    (never the questions or answers, which Portico does not keep)."""
+    checks = session.exec(
+        select(IdentityCheck)
+        .where(IdentityCheck.engagement_id == signer.engagement_id, IdentityCheck.role == signer.role)
+        .order_by(col(IdentityCheck.set_number))
+    ).all()
+    if not checks:
+        return ""
+    unlocks = session.exec(
+        select(IdentityUnlock).where(
+            IdentityUnlock.engagement_id == signer.engagement_id, IdentityUnlock.role == signer.role
+        )
+    ).all()
+    provider = checks[-1].provider
+    dev = " (the development provider: not a real identity check)" if provider == "dev" else ""
+    sets = "; ".join(
+        f"set {c.set_number} {c.outcome or 'not answered'}"
+        + (f" at {utc(c.answered_at)}" if c.answered_at else "")
+        + (f", reference {c.reference_id}" if c.reference_id else "")
+        for c in checks
+    )
+    passed = any(c.outcome == "passed" for c in checks)
+    verdict = "Passed" if passed else "Not passed (signed on paper where it was required)"
+    more = (
+        f"; the firm allowed {len(unlocks)} more set(s): {'; '.join(u.reason for u in unlocks)}"
+        if unlocks
+        else ""
+    )
+    return f"{verdict}: knowledge-based authentication by provider {provider}{dev}: {sets}{more}."
 
 
 def _consent(

@@ -25,7 +25,7 @@ from core.models import (
     Role,
     Signer,
 )
-from services import Refusal, ServiceError, workflow_calls
+from services import Refusal, ServiceError, proofing, workflow_calls
 from services.dashboard import all_terms, search_terms
 from services.schemas import EngagementCreate, SignerIn, known_time_zone
 from workflows import workflow_id
@@ -61,7 +61,14 @@ def schedule_for(db: Session, settings: Settings, firm_id: int) -> Schedule:
 
 
 def _signer_row(resources: Resources, engagement_id: int, role: Role, data: SignerIn) -> Signer:
+    details = None
+    if data.address is not None:  # both or neither: SignerIn checks
+        address = data.address
+        details = proofing.checked_details(
+            data.date_of_birth, address.street, address.city, address.state, address.zip
+        ).encrypt(resources.cipher)
     return Signer(
+        identity_details_encrypted=details,
         engagement_id=engagement_id,
         role=role,
         first_name=data.first_name.strip(),

@@ -18,7 +18,7 @@ from activities.types import SignResult
 from core import audit
 from core.enums import Role
 from core.models import ChatMessage, Direction, Document, Engagement, Signer, TaxpayerAccount
-from services import Refusal, ServiceError, consent, parsing, signature_images, workflow_calls
+from services import Refusal, ServiceError, consent, parsing, proofing, signature_images, workflow_calls
 from services.accounts import channels
 from services.client_library import on_return_of
 from services.context import TaxpayerContext
@@ -283,8 +283,9 @@ def clean_signature_png(data: bytes) -> bytes:
 
 async def sign(ctx: TaxpayerContext, document_id: int) -> SignResult:
     """Signs one document for this signer. Clicking twice signs once."""
-    _, ctx = on_return_of(ctx, document_id)  # the signer on the document's own return, not the shown one
+    doc, ctx = on_return_of(ctx, document_id)  # the signer on the document's own return, not the shown one
     consent.require(ctx)  # ESIGN Act §101(c): the person agreed to sign electronically, to today's text
+    proofing.require(ctx, doc)  # IRS Pub 1345: an 8879 signed remotely needs the signer's identity proofed
     signer = ctx.signer
     result: SignResult = await workflow_calls.update(
         ctx.client,

@@ -282,6 +282,7 @@ class CheckedPdf:
     pages: int
     problem: str | None
     places: list[SignatureBox]
+    form: str = ""
 
 
 def _checked_for_sending(
@@ -303,15 +304,16 @@ def _checked_for_sending(
     found = list(given) if given else places.find_places(data, roles, labels)
     places.check_layout(found)
     missing = places.unplaced(data, roles, found)
+    form = places.irs_form(data, name)
     if missing and signature_page:
         data, extra = signature_page_of(data, missing, name)
-        return CheckedPdf(data, pages + 1, None, [*found, *extra])
+        return CheckedPdf(data, pages + 1, None, [*found, *extra], form)
     if missing:
         raise pdfsign.PdfRejected(
             f"Portico found no signature line for the {' or the '.join(missing)}. "
             "Place their signature on the page, or choose to append a signature page."
         )
-    return CheckedPdf(data, pages, None, found)
+    return CheckedPdf(data, pages, None, found, form)
 
 
 async def _places_for(
@@ -374,6 +376,7 @@ async def _store_pdf(resources: Resources, item: OutgoingFile, firm_id: int) -> 
         pages=checked.pages,
         required_roles=roles,
         signature_boxes=checked.places,
+        form=checked.form,
     )
 
 

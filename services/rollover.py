@@ -10,16 +10,18 @@ the return to it after sign-in and the identity match.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import col, select
 
 from core import audit
+from core.crypto import Cipher
 from core.enums import Stage
 from core.models import Engagement, EngagementStatus, OutboxMessage, Preparer, Signer
-from services import Refusal, ServiceError, clients
+from services import Refusal, ServiceError, clients, proofing
 from services import preparer_engagements as work
 from services.context import PreparerContext
-from services.schemas import EngagementCreate, SignerIn
+from services.schemas import AddressIn, EngagementCreate, SignerIn
 
 MAX_BULK = 200
 NOT_COMPLETED = "Only a completed engagement can be rolled over; this one is {stage}."
@@ -91,6 +93,7 @@ def _body(ctx: PreparerContext, engagement: Engagement) -> EngagementCreate:
             email=s.email,
             phone=s.phone,
             time_zone=s.time_zone,
+            **_identity_details(cipher, s),
         )
         for s in _people(ctx, engagement)
     }
@@ -100,6 +103,15 @@ def _body(ctx: PreparerContext, engagement: Engagement) -> EngagementCreate:
         spouse=people.get("spouse"),
         taxpayer_signs_first=engagement.taxpayer_signs_first,  # the couple's order holds next year too
     )
+
+
+def _identity_details(cipher: Cipher, signer: Signer) -> dict[str, Any]:
+    """The date of birth and address for identity proofing carry over to next year's return."""
+    details = proofing.details_of(cipher, signer)
+    if details is None:
+        return {}
+    address = AddressIn(street=details.street, city=details.city, state=details.state, zip=details.zip)
+    return {"date_of_birth": details.date_of_birth, "address": address}
 
 
 def last_channels(ctx: PreparerContext, engagement: Engagement) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -52,6 +52,13 @@ def known_time_zone(name: str) -> bool:
     return name in _time_zones()
 
 
+class AddressIn(BaseModel):
+    street: str = Field(min_length=1, max_length=120, description="number and street, e.g. 1200 Oak Ridge Rd")
+    city: str = Field(min_length=1, max_length=80)
+    state: str = Field(min_length=2, max_length=2, description="two letters, e.g. NY")
+    zip: str = Field(min_length=5, max_length=10)
+
+
 class SignerIn(BaseModel):
     first_name: str = Field(min_length=1, max_length=80)
     last_name: str = Field(min_length=1, max_length=80)
@@ -61,11 +68,21 @@ class SignerIn(BaseModel):
     time_zone: str = Field(
         default="", description="e.g. America/Chicago; left out: guessed from the phone number"
     )
+    date_of_birth: date | None = Field(
+        default=None, description="for identity proofing before an 8879 is signed; encrypted at rest"
+    )
+    address: AddressIn | None = Field(default=None, description="street address, for identity proofing")
 
     @field_validator("ssn")
     @classmethod
     def _ssn(cls, value: str) -> str:
         return _contact(normalise_ssn, value)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SignerIn:
+        if (self.date_of_birth is None) != (self.address is None):
+            raise ValueError("give both the date of birth and the address, or neither")
+        return self
 
     @field_validator("email")
     @classmethod

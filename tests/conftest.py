@@ -108,6 +108,10 @@ def settings(tmp_path: Path, master_key: str) -> Settings:
         task_queue=f"tq-{uuid.uuid4().hex[:8]}",
         workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         public_url="http://portico.test",
+        # Signing without identity proofing, except where a test is about it (tests/test_*/test_proofing*
+        # turn on the installation's default, Forms 8879 and 8878): a test of anything else signs an 8879
+        # in one step.
+        proofing_forms="",
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -142,6 +142,8 @@ async def sign(document_id: int, request: Request, user: VerifiedUser, ctx: Port
     except ServiceError as exc:
         if exc.field == "consent":  # not yet agreed to sign electronically: the consent page, then back
             return redirect(request, f"/portal/consent?next={next_param('/portal/documents')}")
+        if exc.field == "identity":  # an 8879 needs the signer's identity proofed first: the questions
+            return redirect(request, f"/portal/identity?next={next_param('/portal/documents')}")
         if exc.status_code == 404 or not is_htmx(request):
             page = _documents_page(request, user, db, _filters("", "", "", "", "date", "1"), str(exc.detail))
             page.status_code = exc.status_code

@@ -9,6 +9,7 @@ from web import (
     account_pages,
     client_hub_pages,
     consent_pages,
+    identity_pages,
     notification_pages,
     password_reset_pages,
     portal_pages,
@@ -26,6 +27,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(password_reset_pages.router)
     app.include_router(portal_pages.router)
     app.include_router(consent_pages.router)
+    app.include_router(identity_pages.router)
     app.include_router(security_pages.router)
     app.include_router(client_hub_pages.router)
     app.include_router(returning_pages.router)

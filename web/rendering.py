@@ -23,6 +23,7 @@ NOTICES = {
     "verification-cancelled": "Verification cancelled. Log in any time to finish it.",
     "verified": "Your account is verified. Welcome!",
     "signed": "Signed!",
+    "identity-verified": "Your identity is verified. You can sign now.",
     "declined": "Declined. Your preparer has been told and will send a corrected copy or be in touch.",
     "signed-on-paper": "Thank you: your signature on paper is recorded.",
     "uploaded": "Files uploaded.",

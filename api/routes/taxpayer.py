@@ -12,7 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Resp
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.routes import taxpayer_security
+from api.routes import identity, taxpayer_security
 from services import (
     account_changes,
     accounts,
@@ -525,3 +525,4 @@ def library(
 
 # Security settings (sign-in emails, sessions, remembered browsers) have their own module.
 router.include_router(taxpayer_security.router)
+router.include_router(identity.router)

@@ -39,6 +39,7 @@ from core import migrations, retention
 from core.config import Settings
 from core.context import Resources
 from core.db import create_tables
+from core.enums import Role
 from core.models import (
     AccountEmail,
     AccountLink,
@@ -48,6 +49,7 @@ from core.models import (
     Engagement,
     EsignConsent,
     FirmSettings,
+    IdentityCheck,
     OutboxMessage,
     PlacementTemplate,
     Signature,
@@ -57,6 +59,7 @@ from core.models import (
 )
 from esign.boxes import loads
 from portico import cli
+from services import proofing
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_RELEASE_COMMIT = "6be0d67"
@@ -719,6 +722,87 @@ def test_a_populated_database_of_0008_upgrades_to_signing_order(db_settings: Set
             db.add(engagement)
             db.commit()
             assert db.exec(select(Engagement)).one().taxpayer_signs_first is True
+    finally:
+        engine.dispose()
+
+
+def test_a_populated_database_of_0009_upgrades_to_identity_proofing(db_settings: Settings) -> None:
+    """Revision 0010: signers without a date of birth and address, documents without a form (their name
+    decides), firms on the installation's proofing rules, and no sets asked yet; rows stay as they were."""
+    url = db_settings.database_url
+    migrations.upgrade(url, "0009")
+    created = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    engine = create_engine(url)
+    try:
+        tables = sa.MetaData()
+        tables.reflect(engine)
+        assert "identitycheck" not in tables.tables and "form" not in tables.tables["document"].c
+        with engine.begin() as connection:
+            firm_with_an_engagement(connection, tables, created)
+            settings_row = {"firm_id": 1, "time_zone": "America/New_York", "updated_at": created}
+            settings_row |= {"invite_reminder_days": 2, "invite_reminders_max": 3, "invite_expires_days": 14}
+            settings_row |= {"verify_reminder_hours": 1, "signature_reminder_first_days": 2}
+            settings_row |= {"signature_reminder_interval_days": 3, "signature_reminders_max": 4}
+            settings_row |= {"quiet_hours_start": 21, "quiet_hours_end": 8}
+            connection.execute(tables.tables["firmsettings"].insert(), [settings_row])
+            connection.execute(
+                tables.tables["signer"].insert(),
+                [
+                    {
+                        "id": 3,
+                        "engagement_id": 2,
+                        "role": "TAXPAYER",
+                        "first_name": "Shelby",
+                        "last_name": "Tran",
+                    }
+                    | {"ssn_encrypted": b"x", "ssn_last4_digest": "d", "time_zone": "America/New_York"}
+                ],
+            )
+            connection.execute(
+                tables.tables["document"].insert(),
+                [
+                    {
+                        "id": 4,
+                        "engagement_id": 2,
+                        "direction": "TO_CLIENT",
+                        "upload_ref": "u",
+                        "name": "Form 8879.pdf",
+                    }
+                    | {"content_type": "application/pdf", "size": 1, "storage_key": "k", "sha256": "s"}
+                    | {
+                        "current_key": "k",
+                        "current_sha256": "s",
+                        "uploaded_by": "preparer:1",
+                        "created_at": created,
+                    }
+                    | {"signature_boxes": "[]"}
+                ],
+            )
+    finally:
+        engine.dispose()
+    upgrade_keeping_every_row(url)
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            signer = db.exec(select(Signer)).one()
+            document = db.exec(select(Document)).one()
+            firm = db.exec(select(FirmSettings)).one()
+            assert signer.identity_details_encrypted is None and document.form is None
+            assert (firm.proofing_provider, firm.proofing_forms) == (None, None)
+            installation = db_settings.model_copy(update={"proofing_forms": "8879,8878"})  # the default
+            rules = proofing.firm_proofing(db, 1, installation)
+            assert rules.forms == {"8879", "8878"} and proofing.needs_proofing(rules, document)
+            db.add(
+                IdentityCheck(engagement_id=2, role=Role.TAXPAYER, set_number=1, provider="dev", check_id="c")
+            )
+            db.commit()
+            with pytest.raises(sa.exc.IntegrityError):  # one row per set
+                db.add(
+                    IdentityCheck(
+                        engagement_id=2, role=Role.TAXPAYER, set_number=1, provider="dev", check_id="d"
+                    )
+                )
+                db.commit()
     finally:
         engine.dispose()
 
