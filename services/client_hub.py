@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from core.client_accounts import LinkedReturn, linked_returns
+from core.config import Settings
 from core.enums import Role
 from core.models import (
     ChatMessage,
@@ -33,18 +34,21 @@ from core.models import (
     EngagementStatus,
     Firm,
     FirmSettings,
+    IdentityCheck,
+    IdentityUnlock,
     Preparer,
     Signature,
     Signer,
     TaxpayerAccount,
 )
+from services import proofing
 
 ACTIVITY_LIMIT = 10
 COMPLETED_LIMIT = 20
 # Before the preparer sent the return, the firm is waiting for the client's own documents.
 BEFORE_DOCUMENTS_SENT = ("created", "invited", "registered", "verified")
 
-TaskKind = Literal["sign", "signature", "upload", "message"]
+TaskKind = Literal["sign", "signature", "identity", "paper", "upload", "message"]
 
 
 class HubTask(BaseModel):
@@ -138,6 +142,8 @@ def hub(
     account: TaxpayerAccount,
     current_engagement_id: int | None = None,
     returns: Sequence[LinkedReturn] | None = None,
+    *,
+    settings: Settings,
 ) -> HubOut:
     """The landing page's data; the firm contact is the current return's (else the newest's).
     `returns`: the account's linked returns when the caller has just read them (the page has)."""
@@ -151,7 +157,7 @@ def hub(
     cached = cache.get(key, stamp)
     if cached is not None:
         return cached
-    tasks = _sign_tasks(db, reach) + _upload_tasks(db, reach) + _message_tasks(db, reach)
+    tasks = _sign_tasks(db, reach, settings) + _upload_tasks(db, reach) + _message_tasks(db, reach)
     # Newest return first (no due dates yet: the tax year stands in), then the longest-waiting first.
     tasks.sort(key=lambda t: (-t.tax_year, t.since.timestamp() if t.since else 0.0))
     out = HubOut(
@@ -215,6 +221,7 @@ def _stamp_statement() -> sa.Select[Any]:
     (for SQLAlchemy, building and keying a statement of this size costs more than running it)."""
     doc, sig, chat = Document.__table__.c, Signature.__table__.c, ChatMessage.__table__.c  # type: ignore[attr-defined]
     status = EngagementStatus.__table__.c  # type: ignore[attr-defined]
+    check, unlock = IdentityCheck.__table__.c, IdentityUnlock.__table__.c  # type: ignore[attr-defined]
     ids: Any = sa.bindparam("ids", expanding=True)
     of_docs = doc.engagement_id.in_(ids)
     signatures = sig.document_id.in_(sa.select(doc.id).where(of_docs))
@@ -231,6 +238,10 @@ def _stamp_statement() -> sa.Select[Any]:
         scalar(func.count(sig.id), signatures),
         scalar(func.count(chat.id), chat.engagement_id.in_(ids)),
         scalar(func.max(chat.id), chat.engagement_id.in_(ids)),
+        # Identity proofing changes a signing task ("verify first", "sign on paper"): sets asked, answered.
+        scalar(func.count(check.id), check.engagement_id.in_(ids)),
+        scalar(func.count(check.answered_at), check.engagement_id.in_(ids)),
+        scalar(func.count(unlock.id), unlock.engagement_id.in_(ids)),
     )
 
 
@@ -279,39 +290,74 @@ def _stamp(db: Session, reach: _Reach, chosen: LinkedReturn) -> tuple[Any, ...]:
     return (links, *counts, *values, office_email or None, hours or None)
 
 
-def _sign_tasks(db: Session, reach: _Reach) -> list[HubTask]:
-    rows = db.exec(
-        select(Document.id, Document.name, Document.engagement_id, Document.created_at)
-        .join(Signature, col(Signature.document_id) == col(Document.id))
-        .where(
-            col(Document.engagement_id).in_(reach.ids),
-            col(Signature.signed_at).is_(None),
-            col(Signature.declined_at).is_(None),  # declined: the preparer acts next
-            col(Document.replaced_by).is_(None),  # a corrected copy took its place: sign that one
-            reach.mine(col(Document.engagement_id), col(Signature.role)),
+def _sign_tasks(db: Session, reach: _Reach, settings: Settings) -> list[HubTask]:
+    columns: list[Any] = [Document.id, Document.name, Document.engagement_id, Document.created_at]
+    rows: Sequence[Any] = (
+        db.connection()
+        .execute(
+            sa.select(*columns, col(Document.form))
+            .join(Signature, col(Signature.document_id) == col(Document.id))
+            .where(
+                col(Document.engagement_id).in_(reach.ids),
+                col(Signature.signed_at).is_(None),
+                col(Signature.declined_at).is_(None),  # declined: the preparer acts next
+                col(Document.replaced_by).is_(None),  # a corrected copy took its place: sign that one
+                reach.mine(col(Document.engagement_id), col(Signature.role)),
+            )
+            .order_by(col(Document.id))
         )
-        .order_by(col(Document.id))
-    ).all()
+        .all()
+    )
     waiting = _waiting_for_taxpayer(db, reach, [doc_id or 0 for doc_id, *_ in rows])
+    proofed = _proofing(db, reach, settings, [(eid, name, form) for _, name, eid, _, form in rows])
     tasks = []
-    for doc_id, name, eid, created in rows:
+    for doc_id, name, eid, created, form in rows:
         has_signature = reach.returns[eid].signer.signature_key is not None
-        detail = "" if has_signature else "Save your signature first, then sign."
+        kind: TaskKind = "sign" if has_signature else "signature"
+        title, detail = f"Sign {name}", "" if has_signature else "Save your signature first, then sign."
+        link = go_link(eid, "/portal/documents" if has_signature else "/portal/signature")
+        standing = proofed.get((eid, name, form))
+        if standing is not None and standing.locked:  # every set of questions failed: paper
+            kind, title = "paper", f"Sign {name} on paper"
+            detail = "Print it, sign by hand, and upload a scan or photo on its page."
+            link = go_link(eid, f"/portal/documents/{doc_id}/view")
+        elif standing is not None and standing.passed is None and has_signature:
+            kind = "identity"
+            detail = "Verify your identity first (a few questions), then sign."
+            link = go_link(eid, "/portal/identity")
         if doc_id in waiting:
             detail = f"Waiting for {waiting[doc_id]} to sign first: you'll get a message then."
         tasks.append(
             HubTask(
-                kind="sign" if has_signature else "signature",
-                title=f"Sign {name}",
+                kind=kind,
+                title=title,
                 detail=detail,
                 engagement_id=eid,
                 tax_year=reach.year(eid),
                 since=created,
                 document_id=doc_id,
-                link=go_link(eid, "/portal/documents" if has_signature else "/portal/signature"),
+                link=link,
             )
         )
     return tasks
+
+
+def _proofing(
+    db: Session, reach: _Reach, settings: Settings, docs: list[tuple[int, str, str | None]]
+) -> dict[tuple[int, str, str | None], proofing.SignerProofing]:
+    """For each (return, document name, form) that needs identity proofing before it is signed, where
+    the person stands on that return; documents that need none are left out."""
+    out: dict[tuple[int, str, str | None], proofing.SignerProofing] = {}
+    standing: dict[int, proofing.SignerProofing] = {}
+    for eid, name, form in docs:
+        linked = reach.returns[eid]
+        rules = proofing.firm_proofing(db, linked.engagement.firm_id, settings)
+        if not proofing.needs_proofing_named(rules, name, form):
+            continue
+        if eid not in standing:
+            standing[eid] = proofing.proofing_of(db, eid, Role(linked.role).value)
+        out[(eid, name, form)] = standing[eid]
+    return out
 
 
 def _waiting_for_taxpayer(db: Session, reach: _Reach, doc_ids: list[int]) -> dict[int, str]:

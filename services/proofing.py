@@ -145,13 +145,17 @@ def firm_proofing(db: Session, firm_id: int, settings: Settings) -> FirmProofing
     return FirmProofing(provider, frozenset(f for f in forms.split(",") if f))
 
 
-def form_of(doc: Document) -> str:
+def form_of(name: str, form: str | None) -> str:
     """The IRS form a document is: as read when it was sent, or by its name for one sent before that."""
-    return doc.form if doc.form is not None else places.irs_form(b"", doc.name)
+    return form if form is not None else places.irs_form(b"", name)
 
 
 def needs_proofing(rules: FirmProofing, doc: Document) -> bool:
-    return (form_of(doc) or "other") in rules.forms
+    return needs_proofing_named(rules, doc.name, doc.form)
+
+
+def needs_proofing_named(rules: FirmProofing, name: str, form: str | None) -> bool:
+    return (form_of(name, form) or "other") in rules.forms
 
 
 # ---- a signer's sets -------------------------------------------------------------------------------------

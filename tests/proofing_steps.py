@@ -67,3 +67,16 @@ async def answer_a_set(http: httpx.AsyncClient, details: dict[str, str], right: 
 async def enter_details(preparer: httpx.AsyncClient, eid: int, role: str, details: dict[str, str]) -> None:
     response = await preparer.put(f"/api/engagements/{eid}/signers/{role}/identity-details", json=details)
     assert response.status_code == 200, response.text
+
+
+async def answer_in_page(page: Any, details: dict[str, str], right: int) -> None:
+    """On the identity page's open set: `right` right answers (the first questions), the rest wrong, then
+    Submit."""
+    questions = page.locator("fieldset[data-question]")
+    for index in range(await questions.count()):
+        labels = questions.nth(index).locator("label.choice")
+        texts = [text.strip() for text in await labels.all_inner_texts()]
+        good = int(right_choice([(str(i), t) for i, t in enumerate(texts)], details))
+        pick = good if index < right else (good + 1) % len(texts)
+        await labels.nth(pick).click()
+    await page.get_by_role("button", name="Submit my answers").click()

@@ -41,7 +41,7 @@ async def home(request: Request, resources: ResourcesDep) -> Response:
 def _home(request: Request, resources: Resources) -> Response:
     with Session(resources.engine, expire_on_commit=False) as db:
         user = verified_user(request, db, resources)
-        hub = client_hub.hub(db, user.account, user.engagement.id, user.linked)
+        hub = client_hub.hub(db, user.account, user.engagement.id, user.linked, settings=resources.settings)
         context = {"user": user, "hub": hub, "when": _when(user), "page": "home"}
         return render(request, "home.html", context)
 

@@ -503,7 +503,7 @@ def read_all_notifications(ctx: VerifiedTaxpayer) -> Done:
 @router.get("/taxpayer/hub", response_model=client_hub.HubOut)
 def hub(ctx: VerifiedTaxpayer) -> client_hub.HubOut:
     """Pending and completed tasks, recent activity and the firm's contact, across every return."""
-    return client_hub.hub(ctx.db, ctx.account, ctx.signer.engagement_id)
+    return client_hub.hub(ctx.db, ctx.account, ctx.signer.engagement_id, settings=ctx.resources.settings)
 
 
 @router.get("/taxpayer/library", response_model=client_library.LibraryPage)

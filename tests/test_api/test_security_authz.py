@@ -690,6 +690,72 @@ def _victim_places(ids: Ids) -> dict[str, int]:
     return dict(ids["places"])
 
 
+def _victim_set(ids: Ids) -> int:
+    """A set of identity questions of the victim taxpayer's, open (made on first use)."""
+    if "identity_set" not in ids:
+        from sqlmodel import Session
+
+        from core.enums import Role
+        from core.models import IdentityCheck
+
+        with Session(ids["resources"].engine) as db:
+            row = IdentityCheck(
+                engagement_id=ids["engagement"],
+                role=Role.TAXPAYER,
+                set_number=1,
+                provider="dev",
+                check_id="dev-v",
+            )
+            db.add(row)
+            db.commit()
+            ids["identity_set"] = row.id or 0
+    return int(ids["identity_set"])
+
+
+ATTACK_DETAILS = {
+    "date_of_birth": "1970-01-01",
+    "street": "1 Attack St",
+    "city": "X",
+    "state": "NY",
+    "zip": "10001",
+}
+# Identity proofing: a signer answers only their own sets (another's set is "not found", the spouse's call on
+# the taxpayer's set too); the preparer routes are the firm's own engagements only.
+ROUTES.update(
+    {
+        ("GET", "/api/taxpayer/identity"): Exempt(NO_ID),
+        ("POST", "/api/taxpayer/identity/sets"): Exempt(NO_ID),
+        ("POST", "/api/taxpayer/identity/sets/{set_id}/answers"): Spec(
+            lambda ids: [
+                ("POST", f"/api/taxpayer/identity/sets/{_victim_set(ids)}/answers", {"json": {"answers": {}}})
+            ],
+            spouse=True,
+        ),
+        ("GET", "/portal/identity"): Exempt(NO_ID),
+        ("POST", "/portal/identity/start"): Exempt(NO_ID),
+        ("POST", "/portal/identity/answers"): Spec(
+            lambda ids: [("POST", "/portal/identity/answers", {"data": {"set": str(_victim_set(ids))}})],
+            spouse=True,
+        ),
+        ("GET", "/api/firm/identity-proofing"): Exempt(NO_ID),
+        ("PUT", "/api/firm/identity-proofing"): Exempt(NO_ID),
+        ("PUT", E + "/signers/{role}/identity-details"): Spec(
+            _one(E + "/signers/taxpayer/identity-details", "PUT", json=ATTACK_DETAILS)
+        ),
+        ("GET", E + "/signers/{role}/identity"): Spec(_one(E + "/signers/taxpayer/identity")),
+        ("POST", E + "/signers/{role}/identity/unlock"): Spec(
+            _one(E + "/signers/taxpayer/identity/unlock", "POST", json={"reason": "attack attack"})
+        ),
+        ("POST", P + "/identity-details"): Spec(
+            _one(P + "/identity-details", "POST", data={"role": "taxpayer", **ATTACK_DETAILS})
+        ),
+        ("POST", P + "/identity-unlock"): Spec(
+            _one(P + "/identity-unlock", "POST", data={"role": "taxpayer", "reason": "attack attack"})
+        ),
+    }
+)
+
+
 PLACES_FORM = {"files": {"file": ("attack.pdf", make_pdf(1), "application/pdf")}}
 ROUTES.update(
     {

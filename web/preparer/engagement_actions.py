@@ -4,6 +4,7 @@ refusal on the page (`EngagementAction` does the checking and the answering)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
@@ -15,7 +16,7 @@ from temporalio.client import Client
 
 from core.context import Resources
 from core.models import Engagement
-from services import ServiceError, paper
+from services import Refusal, ServiceError, paper, proofing
 from services import preparer_engagements as work
 from services.context import PreparerContext
 from services.documents import download
@@ -320,3 +321,61 @@ async def unlock(engagement_id: int, act: ActionDep, role: Annotated[str, Form()
         error_at="status",
         then="?m=unlocked",
     )
+
+
+# ---- identity proofing (services.proofing) ------------------------------------------------------------
+
+
+@router.post("/{engagement_id}/identity-details")
+async def identity_details(
+    engagement_id: int,
+    act: ActionDep,
+    role: Annotated[str, Form()] = "taxpayer",
+    date_of_birth: Annotated[str, Form(max_length=10)] = "",
+    street: Annotated[str, Form(max_length=120)] = "",
+    city: Annotated[str, Form(max_length=80)] = "",
+    state: Annotated[str, Form(max_length=2)] = "",
+    zip: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """The date of birth and address the identity questions need, encrypted at rest."""
+    engagement = act.own(engagement_id)
+
+    async def save() -> None:
+        try:
+            born = _date_typed(date_of_birth) if date_of_birth.strip() else None
+        except ValueError:
+            raise ServiceError(
+                Refusal.INVALID, "Enter the date of birth as a date.", "date_of_birth"
+            ) from None
+        details = proofing.checked_details(born, street, city, state, zip)
+        proofing.set_details(act.ctx, engagement, role, details)
+
+    return await act.run(
+        engagement, save, error_at=f"identity-{role}", then=f"?m=identity-saved#identity-{role}"
+    )
+
+
+@router.post("/{engagement_id}/identity-unlock")
+async def identity_unlock(
+    engagement_id: int,
+    act: ActionDep,
+    role: Annotated[str, Form()] = "taxpayer",
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """One more set of identity questions for a signer whose sets ran out; the reason is audited."""
+    engagement = act.own(engagement_id)
+
+    async def allow() -> None:
+        proofing.unlock(act.ctx, engagement, role=role, reason=reason)
+
+    return await act.run(
+        engagement, allow, error_at=f"identity-{role}", then=f"?m=identity-unlocked#identity-{role}"
+    )
+
+
+def _date_typed(text: str) -> dt.date:
+    """A date as a US preparer types it (03/09/1984, 3/9/1984) or in ISO form (1984-03-09)."""
+    text = text.strip()
+    if "/" in text:
+        return dt.datetime.strptime(text, "%m/%d/%Y").date()
+    return dt.date.fromisoformat(text)

@@ -21,7 +21,7 @@ from core.identity import guess_time_zone
 from core.models import Engagement, EngagementStatus, Preparer, utcnow
 from core.progress import Progress
 from core.retention import retention_of
-from services import ServiceError, workflow_calls
+from services import ServiceError, proofing, workflow_calls
 from services import preparer_engagements as work
 from services.dashboard import STAGE_LABELS, steps_for
 from services.deps import ResourcesDep, SessionDep, TemporalDep
@@ -165,6 +165,11 @@ def engagement_context(
         "can_send": any(s.role == Role.TAXPAYER and s.out.verified for s in signers),
         "retention": retention_of(db, engagement),
         "client_key": next((s.id for s, _ in people if s.role is Role.TAXPAYER), None),  # the client page
+        # Identity proofing: each signer's sets and whether their date of birth and address are entered.
+        "proofing": {
+            s.role.value: proofing.proofing_of(db, engagement.id or 0, s.role.value) for s, _ in people
+        },
+        "details_entered": {s.role.value: s.identity_details_encrypted is not None for s, _ in people},
     }
 
 

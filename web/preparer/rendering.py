@@ -31,6 +31,8 @@ NOTICES = {
     "created": "Engagement created. Send the client their portal link with Customer Portal.",
     "cancelled": "The engagement is cancelled.",
     "unlocked": "Unlocked: the client can try again.",
+    "identity-saved": "Saved: the identity questions can be asked.",
+    "identity-unlocked": "One more set of identity questions is allowed.",
     "settings-saved": "Settings saved. New engagements use them.",
     "retention-saved": "Saved: engagements are kept that long after they complete.",
     "contact-saved": "Saved: your clients see this contact information in their portal.",
