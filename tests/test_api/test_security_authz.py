@@ -547,6 +547,7 @@ ROUTES: dict[tuple[str, str], Spec | Exempt] = {
     ("POST", P + "/legal-hold"): Spec(_one(P + "/legal-hold", "POST", data={"reason": "attack"})),
     ("POST", P + "/legal-hold/lift"): Spec(_one(P + "/legal-hold/lift", "POST")),
     ("POST", "/preparer/settings/retention"): Exempt(NO_ID),
+    ("POST", "/preparer/settings/proofing"): Exempt(NO_ID),
     ("POST", P + "/time-zone"): Spec(
         _one(P + "/time-zone", "POST", data={"role": "taxpayer", "time_zone": "America/Denver"})
     ),

@@ -65,3 +65,19 @@ async def test_settings_page_for_an_administrator_and_for_a_member(portal: Porta
     await admin.get_by_role("button", name="Make administrator Bob Member").click()
     await expect(admin.get_by_text("They are now an administrator of the firm.")).to_be_visible()
     await expect(admin.locator("#preparers")).to_contain_text("Administrator")
+
+    # Identity verification before e-signing: the administrator asks it for Form 8879 only (the tests'
+    # installation asks it for nothing); Bob's page shows it.
+    await admin.goto(f"{portal.url}/preparer/settings#proofing")
+    proofing = admin.locator("#proofing")
+    await expect(proofing.get_by_label("Form 8879")).not_to_be_checked()
+    await proofing.get_by_label("Form 8879").check()
+    await proofing.get_by_role("button", name="Save identity verification").click()
+    saved = admin.get_by_text("Saved: identity verification follows these rules from now on.")
+    await expect(saved).to_be_visible()
+    await expect(admin.locator("#proofing").get_by_label("Form 8879")).to_be_checked()
+    await expect(admin.locator("#proofing").get_by_label("Form 8878")).not_to_be_checked()
+    await member.reload()  # Bob, an administrator now too, sees the rules as saved
+    await expect(member.locator("#proofing").get_by_label("Form 8879")).to_be_checked()
+    await expect(member.locator("#proofing")).to_contain_text("not a real identity check")
+    await shot(member, "preparer-settings-proofing-member-phone")

@@ -35,6 +35,7 @@ NOTICES = {
     "identity-unlocked": "One more set of identity questions is allowed.",
     "settings-saved": "Settings saved. New engagements use them.",
     "retention-saved": "Saved: engagements are kept that long after they complete.",
+    "proofing-saved": "Saved: identity verification follows these rules from now on.",
     "contact-saved": "Saved: your clients see this contact information in their portal.",
     "hold-placed": "The engagement is on legal hold: it is kept until the hold is lifted.",
     "hold-lifted": "Legal hold lifted: the engagement is kept until its retention date.",

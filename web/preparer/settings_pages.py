@@ -11,13 +11,13 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response, status
 
 from messaging.wording import REQUIRED_PLACEHOLDER
-from services import ServiceError, retention
+from services import ServiceError, proofing, retention
 from services import placement_templates as places
 from services import preparer_auth as auth
 from services import preparer_colleagues as people
 from services import preparer_settings as firm_admin
 from services.deps import OutboxDep, ResourcesDep, SessionDep
-from web.preparer.rendering import CurrentWorkspace, Workspace, render
+from web.preparer.rendering import CurrentWorkspace, Workspace, WorkspaceContext, render
 from web.security import check_csrf
 from web.toolkit import see_other
 
@@ -28,6 +28,10 @@ CHANNEL_LABELS = dict(firm_admin.CHANNELS)
 
 # The schedule's units after a value of 1: "1 hour", not "1 hours".
 SINGULAR_UNITS = {"days": "day", "hours": "hour", "reminders": "reminder"}
+PROOFING_PROVIDERS = [
+    ("dev", "Development provider (not a real check)"),
+    ("http", "The firm's identity bureau (PORTICO_PROOFING_URL)"),
+]
 
 
 def unit_for(unit: str, value: object) -> str:
@@ -50,6 +54,7 @@ def _settings_page(
         )
         for purpose, label in firm_admin.EDITABLE
     ]
+    rules = proofing.firm_proofing(db, firm_id, request.app.state.resources.settings)
     context = {
         "ws": ws,
         "page": "settings",
@@ -71,6 +76,10 @@ def _settings_page(
         "label_roles": (("taxpayer", "Taxpayer"), ("spouse", "Spouse")),
         "errors": {},
         "values": {},
+        "proofing_rules": rules,
+        "proofing_asked": [label for form, label in proofing.FORMS.items() if form in rules.forms],
+        "proofing_providers": PROOFING_PROVIDERS,
+        "proofing_forms": list(proofing.FORMS.items()),
         "alerts": {},  # a refusal, shown in the section (by id) it is about
         **extra,
     }
@@ -131,6 +140,19 @@ def save_retention(
             request, ws, db, exc.status_code, retention_error=exc.message, retention_value=retention_years
         )
     return see_other("/preparer/settings?m=retention-saved#retention")
+
+
+@router.post("/proofing")
+async def save_proofing(request: Request, ws: CurrentWorkspace, ctx: WorkspaceContext) -> Response:
+    """The firm's identity provider and the forms that need identity verification (administrators)."""
+    form = await request.form()
+    try:
+        firm_admin.require_admin(ws.preparer)
+        forms = [str(f) for f in form.getlist("forms")]
+        proofing.change_rules(ctx, provider=str(form.get("provider", "")), forms=forms)
+    except ServiceError as exc:
+        return _refused(request, ws, ctx.db, exc, "proofing")
+    return see_other("/preparer/settings?m=proofing-saved#proofing")
 
 
 # ---- colleagues ----------------------------------------------------------------------------------------
