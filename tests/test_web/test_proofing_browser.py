@@ -77,6 +77,7 @@ async def test_one_spouse_passes_on_the_second_set_the_other_signs_on_paper(port
     await enter_details(desk, "taxpayer", TAXPAYER_DETAILS)
     await enter_details(desk, "spouse", SPOUSE_DETAILS)
     await expect(desk.locator("#identity-spouse [data-proofing-state]")).to_contain_text("Ready")
+    await both_ways(desk, "proofing-preparer-ready")
 
     # The taxpayer clicks Sign and is sent to the questions; fails the first set, passes the second.
     await typed_signature(taxpayer, portal, "Shelby O'Neil")
