@@ -125,6 +125,9 @@ def make_settings(
         workflow_id_prefix=f"b{tag}-",
         api_port=api_port or free_port(),
         public_url="http://127.0.0.1",
+        # The rows time the pipeline (sending, signing, sealing); identity proofing is a person answering
+        # questions before they sign, which no row measures, so the bench's firm does not ask for it.
+        proofing_forms="",
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -139,6 +142,7 @@ _PASSED = (
     "workflow_id_prefix",
     "api_port",
     "public_url",
+    "proofing_forms",
 )
 
 
