@@ -41,6 +41,8 @@ from core.models import (
     EngagementStatus,
     EsignConsent,
     FirmSettings,
+    IdentityCheck,
+    IdentityUnlock,
     ImportedRow,
     LoginCode,
     OutboxMessage,
@@ -314,6 +316,9 @@ def _erase(engine: Engine, engagement_id: int, at: datetime) -> None:
         session.execute(delete(TaxpayerAccount).where(col(TaxpayerAccount.id).in_(accounts)))
         session.execute(delete(Signer).where(col(Signer.engagement_id) == engagement_id))
         session.execute(delete(ChatMessage).where(col(ChatMessage.engagement_id) == engagement_id))
+        # Identity proofing: where each set was asked from, and why a preparer allowed another.
+        session.execute(delete(IdentityCheck).where(col(IdentityCheck.engagement_id) == engagement_id))
+        session.execute(delete(IdentityUnlock).where(col(IdentityUnlock.engagement_id) == engagement_id))
         # The ledger row stays (its idempotency key, status and times); to whom and what it said goes.
         session.execute(
             update(OutboxMessage)

@@ -48,6 +48,8 @@ from core.models import (
     EsignConsent,
     Firm,
     FirmSettings,
+    IdentityCheck,
+    IdentityUnlock,
     LoginCode,
     OutboxMessage,
     Preparer,
@@ -219,6 +221,13 @@ def fabricate(
         chat = f"My new address is 12 Elm St, {tag}"
         db.add(ChatMessage(engagement_id=eid, sender="taxpayer", sender_name=f"Shelby{tag}", body=chat))
         db.add(
+            IdentityCheck(
+                engagement_id=eid, role=Role.TAXPAYER, set_number=1, provider="dev", check_id=f"dev-{tag}"
+            )
+        )
+        unlock = f"Shelby{tag} called: her ZIP code changed"
+        db.add(IdentityUnlock(engagement_id=eid, role=Role.TAXPAYER, preparer_id=preparer_id, reason=unlock))
+        db.add(
             OutboxMessage(
                 idempotency_key=f"engagement-{eid}:invite:1",
                 engagement_id=eid,
@@ -295,6 +304,8 @@ def rows_of(resources: Resources, eid: int, account_id: int) -> dict[str, int]:
                 ).all()
             ),
             "chat": len(db.exec(select(ChatMessage).where(ChatMessage.engagement_id == eid)).all()),
+            "identity": len(db.exec(select(IdentityCheck).where(IdentityCheck.engagement_id == eid)).all())
+            + len(db.exec(select(IdentityUnlock).where(IdentityUnlock.engagement_id == eid)).all()),
             "search": len(
                 db.exec(select(EngagementSearchTerm).where(EngagementSearchTerm.engagement_id == eid)).all()
             ),
