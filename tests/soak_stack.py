@@ -58,6 +58,8 @@ class Stack:
             "PORTICO_TASK_QUEUE": f"soak-{uuid.uuid4().hex[:8]}",
             "PORTICO_TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
             "PORTICO_PUBLIC_URL": f"http://127.0.0.1:{self.api_port}",
+            # The soak crashes processes mid-signature; identity proofing is not what it tests.
+            "PORTICO_PROOFING_FORMS": "",
         }
         self.processes: dict[str, subprocess.Popen[bytes] | None] = {
             "temporal": None,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from sqlmodel import Session, col, func, select
@@ -142,8 +143,11 @@ async def sign(document_id: int, request: Request, user: VerifiedUser, ctx: Port
     except ServiceError as exc:
         if exc.field == "consent":  # not yet agreed to sign electronically: the consent page, then back
             return redirect(request, f"/portal/consent?next={next_param('/portal/documents')}")
-        if exc.field == "identity":  # an 8879 needs the signer's identity proofed first: the questions
-            return redirect(request, f"/portal/identity?next={next_param('/portal/documents')}")
+        if exc.field == "identity":  # an 8879 needs the signer's identity proofed first: the questions,
+            # on the document's own return (which need not be the one shown)
+            _doc, linked = client_library.reachable_document(db, user.account, document_id)
+            questions = f"/portal/identity?next={next_param('/portal/documents')}"
+            return redirect(request, client_hub.go_link(linked.engagement_id, quote(questions, safe="/")))
         if exc.status_code == 404 or not is_htmx(request):
             page = _documents_page(request, user, db, _filters("", "", "", "", "date", "1"), str(exc.detail))
             page.status_code = exc.status_code
