@@ -423,7 +423,9 @@ async def draw_with_finger(page: Page) -> None:
 
 async def save_signature(page: Page) -> None:
     await page.get_by_role("button", name="Save").click()
-    await expect(page.locator("[data-pad-status]")).to_have_text("Signature saved")
+    # The drawing is cleaned in the parsing pool, whose first use in a process starts its workers: on a busy
+    # 2-core machine that first save has taken over the default 5 s.
+    await expect(page.locator("[data-pad-status]")).to_have_text("Signature saved", timeout=20_000)
     await agree_to_sign_electronically(page)
 
 
