@@ -54,17 +54,17 @@ async def identity_page(request: Request, user: VerifiedUser, ctx: PortalContext
     state = proofing.proofing_of(ctx.db, ctx.signer.engagement_id, ctx.signer.role.value)
     if state.open is None:
         return _page(request, user, ctx, target)
-    try:
-        row, check = await proofing.start(ctx)
-    except ServiceError as exc:
-        return _page(request, user, ctx, target, problem=exc.message, status_code=exc.status_code)
-    return _page(request, user, ctx, target, asked=(row.id or 0, check))
+    return await _questions(request, user, ctx, target)
 
 
 @router.post("/identity/start")
 async def start_set(request: Request, user: VerifiedUser, ctx: PortalContext) -> Response:
     form = await request.form()
-    target = safe_next(str(form.get("next", "")) or "/portal/documents")
+    return await _questions(request, user, ctx, safe_next(str(form.get("next", "")) or "/portal/documents"))
+
+
+async def _questions(request: Request, user: PortalUser, ctx: TaxpayerContext, target: str) -> Response:
+    """The open set's questions (a new set when the last was answered), or why there are none."""
     try:
         row, check = await proofing.start(ctx)
     except ServiceError as exc:
