@@ -33,7 +33,7 @@ from activities.types import (
     StoreSignatureImage,
     Transition,
 )
-from core import audit, notifications
+from core import audit, notifications, projection_version
 from core.account_emails import emails_of
 from core.client_accounts import account_of_signer, link_signer
 from core.context import Resources
@@ -95,6 +95,8 @@ class EngagementActivities:
             if session.get(EngagementStatus, t.engagement_id) is None:
                 session.add(self._new_status(session, t.engagement_id))
                 try:
+                    session.flush()  # the insert first: the bump's statement would flush it outside this try
+                    projection_version.bump(session, t.firm_id)
                     session.commit()
                 except IntegrityError:  # another transition created it first
                     session.rollback()
@@ -114,6 +116,7 @@ class EngagementActivities:
                     detail=t.projection().to_json(),
                 )
             )
+            projection_version.bump(session, t.firm_id)
             audit.record(
                 session,
                 action=t.event.action,

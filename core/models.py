@@ -102,7 +102,11 @@ class Engagement(SQLModel, table=True):
 class Signer(SQLModel, table=True):
     """A person who must sign: the taxpayer and, on a joint return, the spouse."""
 
-    __table_args__ = (sa.UniqueConstraint("engagement_id", "role"),)
+    __table_args__ = (
+        sa.UniqueConstraint("engagement_id", "role"),
+        # The dashboard's Returning badge: earlier returns of a last four under a last name's search word.
+        sa.Index("ix_signer_last4_engagement", "ssn_last4_digest", "engagement_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     engagement_id: int = Field(foreign_key="engagement.id", index=True)
@@ -290,6 +294,15 @@ class EngagementStatus(SQLModel, table=True):
     last_activity_at: datetime | None = _when(nullable=True)
     version: int = 0  # the workflow's change counter: an older write never overwrites a newer one
     detail: str = "{}"
+
+
+class ProjectionVersion(SQLModel, table=True):
+    """How many times a firm's dashboard projection changed (`EngagementStatus` rows and the search words):
+    bumped in the same transaction as each write (`core.projection_version`), so an API process can keep
+    the dashboard pages it computed for as long as the number stays the same (`services.dashboard`)."""
+
+    firm_id: int = Field(primary_key=True, foreign_key="firm.id")
+    version: int = Field(default=0, sa_type=sa.BigInteger)
 
 
 class WebSession(SQLModel, table=True):

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from core import audit, audit_chain
+from core import audit, audit_chain, projection_version
 from core.actor import SYSTEM
 from core.enums import Stage
 from core.models import (
@@ -330,6 +330,7 @@ def _erase(engine: Engine, engagement_id: int, at: datetime) -> None:
         )
         session.execute(delete(ImportedRow).where(col(ImportedRow.engagement_id) == engagement_id))
         session.execute(delete(EngagementStatus).where(col(EngagementStatus.engagement_id) == engagement_id))
+        projection_version.bump(session, engagement.firm_id)
         engagement.certificate_key = None
         engagement.disposed_at = at
         record.disposed_at = at

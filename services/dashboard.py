@@ -15,14 +15,15 @@ import time
 import unicodedata
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, func, intersect
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from core import projection_version
 from core.enums import Role, Stage
 from core.identity import normalise_name
 from core.models import AccountLink, Engagement, EngagementSearchTerm, EngagementStatus, Signer
@@ -172,7 +173,7 @@ class DashboardRow:
         return STAGE_LABELS.get(self.status.stage, self.status.stage)
 
 
-@dataclass
+@dataclass(eq=False)  # one page is itself (kept and looked up by identity: web/preparer/dashboard_pages.py)
 class DashboardPage:
     rows: list[DashboardRow]
     total: int  # rows matching every filter
@@ -347,7 +348,32 @@ def load_dashboard(
     """The page of the dashboard the query asks for (the last page if it asks beyond the end).
 
     `client_ids`: the engagements of the client `query.client` names (`services.clients.engagement_ids`),
-    given by the caller, which holds the key to confirm a person's SSN."""
+    given by the caller, which holds the key to confirm a person's SSN.
+
+    Kept per process under the firm's projection version (`PageCache`): twenty preparers paging and polling
+    a firm at rest share one computation of each page, and any change to the firm's rows moves the version."""
+    names = preparer_names or {}
+    client = tuple(client_ids) if client_ids is not None else None
+    key = (firm_id, query, client, tuple(sorted(names.items())))
+    cache = _per_engine(_PAGES, db, PageCache)
+    version = projection_version.current(db, firm_id)  # first: the rows read below are at least as new
+    page = cache.get(key, version)
+    if page is None:
+        page = compute_dashboard(db, firm_id, query, names, client_ids)
+        for row in page.rows:  # kept past this session: no longer tied to it (nothing is lazy on the row)
+            db.expunge(row.status)
+        cache.put(key, version, page)
+    return page
+
+
+def compute_dashboard(
+    db: Session,
+    firm_id: int,
+    query: DashboardQuery,
+    names: dict[int, str],
+    client_ids: Sequence[int] | None = None,
+) -> DashboardPage:
+    """The page read from the database, every time (`load_dashboard` keeps it)."""
     ids = search_ids(db, firm_id, query)
     if query.client is not None:
         ids = _client_matches(db, firm_id, query, list(client_ids or []), ids)
@@ -356,7 +382,6 @@ def load_dashboard(
     pages = max(1, -(-total // query.per_page))
     if query.page > pages:
         query = DashboardQuery(**{**query.__dict__, "page": pages})
-    names = preparer_names or {}
     statuses = page_rows(db, firm_id, query, counts, ids)
     returning = returning_ids(db, firm_id, statuses)
     rows = [
@@ -384,6 +409,37 @@ def _client_matches(
     found = _found(firm_id, tokens).subquery()
     chosen = found.c.engagement_id
     return list(db.exec(select(chosen).where(chosen.in_(client_ids))).all())
+
+
+class PageCache:
+    """Dashboard pages as computed, each under the firm's projection version it was read at
+    (`core.projection_version`), for at most `seconds`: a page is computed again once the firm's rows
+    change, and at least once a minute whatever happens (its Returning badges and preparer names come from
+    other tables). Least recently used pages go first past `size`. One per process, shared by its threads:
+    the pages are never changed once kept."""
+
+    def __init__(self, seconds: float = 60.0, size: int = 512) -> None:
+        self.seconds, self.size = seconds, size
+        self._pages: OrderedDict[Hashable, tuple[int, float, DashboardPage]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, version: int) -> DashboardPage | None:
+        with self._lock:
+            found = self._pages.get(key)
+            if found is None or found[0] != version or time.monotonic() - found[1] >= self.seconds:
+                return None
+            self._pages.move_to_end(key)
+            return found[2]
+
+    def put(self, key: Hashable, version: int, page: DashboardPage) -> None:
+        with self._lock:
+            self._pages[key] = (version, time.monotonic(), page)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+_PAGES: weakref.WeakKeyDictionary[Any, PageCache] = weakref.WeakKeyDictionary()
 
 
 # ---- the Returning badge -------------------------------------------------------------------------------
@@ -422,14 +478,25 @@ class ReturningCache:
 
 
 _RETURNING: weakref.WeakKeyDictionary[Any, ReturningCache] = weakref.WeakKeyDictionary()
-_RETURNING_LOCK = threading.Lock()
+_CACHES_LOCK = threading.Lock()
+_Cache = TypeVar("_Cache")
+
+
+def _per_engine(
+    caches: weakref.WeakKeyDictionary[Any, _Cache], db: Session, make: Callable[[], _Cache]
+) -> _Cache:
+    """One cache per database engine: a test's fresh database starts empty."""
+    with _CACHES_LOCK:
+        found = caches.get(db.get_bind())
+        if found is None:
+            found = caches[db.get_bind()] = make()
+        return found
 
 
 def returning_ids(db: Session, firm_id: int, rows: Sequence[EngagementStatus]) -> set[int]:
     """The engagements on this page whose taxpayer or spouse is a returning client (`find_returning`),
     remembered a while (`ReturningCache`)."""
-    with _RETURNING_LOCK:  # one per engine: a test's fresh database starts empty
-        cache = _RETURNING.setdefault(db.get_bind(), ReturningCache())
+    cache = _per_engine(_RETURNING, db, ReturningCache)
     known = cache.known(firm_id, [r.engagement_id for r in rows])
     unknown = [r for r in rows if r.engagement_id not in known]
     found = find_returning(db, firm_id, unknown) if unknown else set()

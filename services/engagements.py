@@ -10,7 +10,7 @@ from sqlmodel import Session, col, delete
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from core import audit
+from core import audit, projection_version
 from core.actor import Actor
 from core.config import Settings
 from core.context import Resources
@@ -108,6 +108,7 @@ def add_search_terms(db: Session, signer: Signer) -> None:
     # Words it already has are skipped in SQL, so two changes at once on one engagement cannot collide.
     dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
     db.exec(dialect.insert(EngagementSearchTerm).values(rows).on_conflict_do_nothing())
+    projection_version.bump(db, engagement.firm_id)
 
 
 async def create_engagement(
@@ -131,6 +132,7 @@ async def create_engagement(
     contacts = [(row.first_name, row.last_name, row.email, row.phone) for row, _ in signers]
     for term in all_terms(contacts):
         db.add(EngagementSearchTerm(firm_id=engagement.firm_id, term=term, engagement_id=engagement.id or 0))
+    projection_version.bump(db, engagement.firm_id)
     db.commit()
     inp = EngagementInput(
         engagement_id=engagement.id or 0,

@@ -51,6 +51,7 @@ from core.tokens import InvitePayload, read_invite_token
 from esign import pdfsign
 from esign.pdfsign import DevCertificates, ensure_dev_certificates, load_signer, read_signatures
 from messaging.delivery import DeliveryError, OutgoingMessage
+from services.dashboard import DashboardQuery, load_dashboard
 
 T0 = datetime(2025, 2, 10, 15, 0, tzinfo=UTC)
 PREPARER = Actor(kind="preparer", id="7", ip="203.0.113.9", user_agent="Firefox/128")
@@ -237,6 +238,20 @@ def test_first_transition_creates_the_dashboard_row(stack: Stack) -> None:
     assert (row.stage, row.waiting_on, row.version) == ("invited", "taxpayer", 1)
     assert row.waiting_since == T0 and row.last_activity_at == T0
     assert Progress.from_json(row.detail) == progress_at("invited")
+
+
+def test_the_dashboard_follows_each_transition_though_it_keeps_its_pages(stack: Stack) -> None:
+    firm = stack.rows.firm_id
+    stack.run(stack.acts.record_transition, transition(stack.rows, 1, "invited"))
+    with stack.db() as db:
+        first = load_dashboard(db, firm, DashboardQuery())
+        assert [r.status.stage for r in first.rows] == ["invited"]
+        assert load_dashboard(db, firm, DashboardQuery()) is first  # kept: the firm's rows did not change
+    stack.run(stack.acts.record_transition, transition(stack.rows, 2, "registered"))
+    with stack.db() as db:
+        page = load_dashboard(db, firm, DashboardQuery())
+    assert [r.status.stage for r in page.rows] == ["registered"]
+    assert (page.counts["invited"], page.counts["registered"]) == (0, 1)
 
 
 def test_transition_recorded_by_the_workflow_before_progress_is_read_the_same(stack: Stack) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import Session, SQLModel, col, select
 from typer.testing import CliRunner
 
-from core import migrations, retention
+from core import migrations, projection_version, retention
 from core.config import Settings
 from core.context import Resources
 from core.db import create_tables
@@ -803,6 +803,49 @@ def test_a_populated_database_of_0009_upgrades_to_identity_proofing(db_settings:
                     )
                 )
                 db.commit()
+    finally:
+        engine.dispose()
+
+
+def test_a_populated_database_of_0010_upgrades_to_the_dashboard_version(db_settings: Settings) -> None:
+    """Revision 0011: no firm has a projection version yet (it reads as 0), the first change starts it and
+    each one after moves it; the signers keep every row and gain the Returning badge's index."""
+    url = db_settings.database_url
+    migrations.upgrade(url, "0010")
+    created = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    engine = create_engine(url)
+    try:
+        tables = sa.MetaData()
+        tables.reflect(engine)
+        assert "projectionversion" not in tables.tables
+        with engine.begin() as connection:
+            firm_with_an_engagement(connection, tables, created)
+            connection.execute(
+                tables.tables["signer"].insert(),
+                [
+                    {"id": 3, "engagement_id": 2, "role": "TAXPAYER", "first_name": "Shelby"}
+                    | {"last_name": "Tran", "ssn_encrypted": b"x", "ssn_last4_digest": "d"}
+                    | {"time_zone": "America/New_York"}
+                ],
+            )
+    finally:
+        engine.dispose()
+    upgrade_keeping_every_row(url)
+    indexes = {i["name"]: i["column_names"] for i in sa.inspect(create_engine(url)).get_indexes("signer")}
+    assert indexes["ix_signer_last4_engagement"] == ["ssn_last4_digest", "engagement_id"]
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            assert projection_version.current(db, 1) == 0
+            projection_version.bump(db, 1)
+            db.commit()
+            assert projection_version.current(db, 1) == 1
+            projection_version.bump(db, 1)
+            db.rollback()  # a change that does not commit does not move it
+            assert projection_version.current(db, 1) == 1
+            projection_version.bump(db, 1)
+            db.commit()
+            assert projection_version.current(db, 1) == 2
     finally:
         engine.dispose()
 

@@ -60,6 +60,7 @@ from core.models import (
     WebSession,
 )
 from core.storage import BlobStore
+from services.dashboard import DashboardQuery, load_dashboard
 from worker.main import build_worker
 from worker.schedules import disposal_schedule, disposal_schedule_id, ensure_disposal_schedule
 from workflows.disposal import DisposalSummary, DisposalWorkflow
@@ -563,8 +564,14 @@ def test_dispose_resumes_where_it_stopped_and_then_does_nothing(
         assert engagement is not None
         assert retention.retention_of(db, engagement).disposal_started
 
+    with Session(resources.engine) as db:  # the dashboard lists it (and keeps that page)
+        assert [r.status.engagement_id for r in load_dashboard(db, firm, DashboardQuery()).rows] == [
+            made.engagement_id
+        ]
     again = retention.dispose(resources.engine, resources.store, key, made.engagement_id, due + DAY)
     assert (again.result, again.blobs_deleted) == (retention.DISPOSED, len(made.blob_keys))
+    with Session(resources.engine) as db:  # and no longer
+        assert load_dashboard(db, firm, DashboardQuery()).rows == []
     assert not any(resources.store.exists(k) for k in made.blob_keys)
     assert all(count == 0 for count in rows_of(resources, made.engagement_id, made.account_id).values())
     once_more = retention.dispose(resources.engine, resources.store, key, made.engagement_id, due + 2 * DAY)
