@@ -1,19 +1,43 @@
-"""The status dashboard page and the fragment htmx polls so rows move by themselves."""
+"""The status dashboard page and the fragment htmx polls so rows move by themselves.
+
+The table part (counts, rows, pager) is rendered once per page the dashboard keeps
+(`services.dashboard.PageCache`) and time zone, and again only when what it shows changes: a waiting time
+moving on ("3 minutes" to "4 minutes") is part of the key. Twenty preparers polling a firm at rest then
+share one rendering of each page, as they share one read.
+"""
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from markupsafe import Markup
 from sqlmodel import col, select
 
 from core.crypto import Cipher
-from core.models import Preparer
+from core.models import Preparer, utcnow
 from services import clients
-from services.dashboard import SORTS, STAGE_LABELS, STAGE_ORDER, DashboardQuery, load_dashboard
+from services.dashboard import (
+    SORTS,
+    STAGE_LABELS,
+    STAGE_ORDER,
+    DashboardPage,
+    DashboardQuery,
+    load_dashboard,
+)
 from services.deps import ResourcesDep, SessionDep
-from web.preparer.rendering import CurrentWorkspace, PollingWorkspace, Workspace, page_window, render
-from web.toolkit import see_other
+from web.preparer.rendering import (
+    CurrentWorkspace,
+    PollingWorkspace,
+    Workspace,
+    page_window,
+    relative_age,
+    render,
+)
+from web.toolkit import see_other, templates
 
 router = APIRouter(include_in_schema=False)
 POLL_SECONDS = 5
@@ -50,23 +74,54 @@ def _context(db: SessionDep, ws: Workspace, query: DashboardQuery, cipher: Ciphe
         descending = not q.descending if q.sort == column else column in ("activity", "reminders")
         return link(sort=column, order="desc" if descending else "asc", page=1)
 
+    def results() -> dict[str, object]:  # what the table part shows
+        return {
+            "ws": ws,
+            "result": result,
+            "q": q,
+            "link": link,
+            "sort_link": sort_link,
+            "window": page_window(q.page, result.pages),
+            "first": (q.page - 1) * q.per_page + 1 if result.total else 0,
+            "last": min(q.page * q.per_page, result.total),
+            "ages": ages,
+        }
+
+    now = utcnow()
+    ages = tuple(relative_age(r.status.waiting_since, now) for r in result.rows)
     return {
         "ws": ws,
         "page": "dashboard",
-        "result": result,
         "q": q,
         "link": link,
-        "sort_link": sort_link,
         "sorts": SORTS,
         "preparers": preparers,
         "stages": [(s, STAGE_LABELS[s]) for s in STAGE_ORDER],
-        "window": page_window(q.page, result.pages),
         "poll_url": "/preparer/dashboard/results?" + urlencode(q.params()),
         "poll_seconds": POLL_SECONDS,
-        "first": (q.page - 1) * q.per_page + 1 if result.total else 0,
-        "last": min(q.page * q.per_page, result.total),
         "client_name": clients.name_of(db, firm_id, q.client) if q.client else None,
+        "results": _table(result, (ws.time_zone, ages), results),
     }
+
+
+_RENDERED: weakref.WeakKeyDictionary[DashboardPage, dict[object, Markup]] = weakref.WeakKeyDictionary()
+_RENDERED_LOCK = threading.Lock()
+
+
+def _table(result: DashboardPage, key: object, context: Callable[[], dict[str, object]]) -> Markup:
+    """The table part for a kept page: rendered once per time zone and waiting times shown, and gone
+    with the page when the dashboard lets it go."""
+    with _RENDERED_LOCK:
+        found = _RENDERED.setdefault(result, {}).get(key)
+    if found is None:
+        # A template's own output, every value in it escaped as it was rendered (autoescape).
+        html = templates.get_template("preparer/_results.html").render(context())
+        found = Markup(html)  # noqa: S704
+        with _RENDERED_LOCK:
+            kept = _RENDERED.setdefault(result, {})
+            kept.clear()  # the waiting times moved on: the earlier rendering is not shown again
+            kept[key] = found
+    return found
 
 
 @router.get("/preparer")
@@ -79,7 +134,7 @@ def dashboard_results(
     request: Request, ws: PollingWorkspace, db: SessionDep, resources: ResourcesDep
 ) -> Response:
     """Counts, table and pager: what the page polls every few seconds."""
-    return render(request, "preparer/_results.html", _context(db, ws, _query(request), resources.cipher))
+    return render(request, "preparer/_results_part.html", _context(db, ws, _query(request), resources.cipher))
 
 
 @router.get("/engagements/{engagement_id}")
