@@ -357,13 +357,14 @@ def load_dashboard(
     key = (firm_id, query, client, tuple(sorted(names.items())))
     cache = _per_engine(_PAGES, db, PageCache)
     version = projection_version.current(db, firm_id)  # first: the rows read below are at least as new
-    page = cache.get(key, version)
-    if page is None:
+
+    def read() -> DashboardPage:
         page = compute_dashboard(db, firm_id, query, names, client_ids)
         for row in page.rows:  # kept past this session: no longer tied to it (nothing is lazy on the row)
             db.expunge(row.status)
-        cache.put(key, version, page)
-    return page
+        return page
+
+    return cache.get_or_read(key, version, read)
 
 
 def compute_dashboard(
@@ -416,12 +417,30 @@ class PageCache:
     (`core.projection_version`), for at most `seconds`: a page is computed again once the firm's rows
     change, and at least once a minute whatever happens (its Returning badges and preparer names come from
     other tables). Least recently used pages go first past `size`. One per process, shared by its threads:
-    the pages are never changed once kept."""
+    the pages are never changed once kept. A page missing is read by one thread while the others asking
+    for it wait for that read: twenty preparers polling must not read the same page twenty times at once
+    when it changes or ages out."""
 
     def __init__(self, seconds: float = 60.0, size: int = 512) -> None:
         self.seconds, self.size = seconds, size
         self._pages: OrderedDict[Hashable, tuple[int, float, DashboardPage]] = OrderedDict()
         self._lock = threading.Lock()
+        self._reading: dict[Hashable, threading.Lock] = {}
+
+    def get_or_read(self, key: Hashable, version: int, read: Callable[[], DashboardPage]) -> DashboardPage:
+        page = self.get(key, version)
+        if page is not None:
+            return page
+        with self._lock:
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            page = self.get(key, version)  # read by the thread this one waited for
+            if page is None:
+                page = read()
+                self.put(key, version, page)
+        with self._lock:
+            self._reading.pop(key, None)
+        return page
 
     def get(self, key: Hashable, version: int) -> DashboardPage | None:
         with self._lock:
