@@ -15,8 +15,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from markupsafe import Markup
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
+from core.context import Resources
 from core.crypto import Cipher
 from core.models import Preparer, utcnow
 from services import clients
@@ -28,15 +30,8 @@ from services.dashboard import (
     DashboardQuery,
     load_dashboard,
 )
-from services.deps import ResourcesDep, SessionDep
-from web.preparer.rendering import (
-    CurrentWorkspace,
-    PollingWorkspace,
-    Workspace,
-    page_window,
-    relative_age,
-    render,
-)
+from services.deps import ResourcesDep
+from web.preparer.rendering import Workspace, page_window, relative_age, render, workspace_of
 from web.toolkit import see_other, templates
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +52,7 @@ def _query(request: Request) -> DashboardQuery:
     )
 
 
-def _context(db: SessionDep, ws: Workspace, query: DashboardQuery, cipher: Cipher) -> dict[str, object]:
+def _context(db: Session, ws: Workspace, query: DashboardQuery, cipher: Cipher) -> dict[str, object]:
     preparers = db.exec(
         select(Preparer).where(Preparer.firm_id == ws.preparer.firm_id).order_by(col(Preparer.name))
     ).all()
@@ -125,16 +120,23 @@ def _table(result: DashboardPage, key: object, context: Callable[[], dict[str, o
 
 
 @router.get("/preparer")
-def dashboard(request: Request, ws: CurrentWorkspace, db: SessionDep, resources: ResourcesDep) -> Response:
-    return render(request, "preparer/dashboard.html", _context(db, ws, _query(request), resources.cipher))
+async def dashboard(request: Request, resources: ResourcesDep) -> Response:
+    # The workspace's busiest pages (each preparer's open dashboard polls): the workspace, the reads and
+    # the rendering go to the thread pool in one hop, where the dependencies would take one each.
+    return await run_in_threadpool(_page, request, resources, "preparer/dashboard.html", touch=True)
 
 
 @router.get("/preparer/dashboard/results")
-def dashboard_results(
-    request: Request, ws: PollingWorkspace, db: SessionDep, resources: ResourcesDep
-) -> Response:
-    """Counts, table and pager: what the page polls every few seconds."""
-    return render(request, "preparer/_results_part.html", _context(db, ws, _query(request), resources.cipher))
+async def dashboard_results(request: Request, resources: ResourcesDep) -> Response:
+    """Counts, table and pager: what the page polls every few seconds (which does not count as the
+    preparer being active: `touch`)."""
+    return await run_in_threadpool(_page, request, resources, "preparer/_results_part.html", touch=False)
+
+
+def _page(request: Request, resources: Resources, template: str, *, touch: bool) -> Response:
+    with Session(resources.engine, expire_on_commit=False) as db:
+        ws = workspace_of(request, db, resources, touch=touch)
+        return render(request, template, _context(db, ws, _query(request), resources.cipher))
 
 
 @router.get("/engagements/{engagement_id}")

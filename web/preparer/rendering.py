@@ -98,7 +98,8 @@ def _session(request: Request, db: Session, resources: Resources, *, touch: bool
     return row
 
 
-def _workspace(request: Request, db: Session, resources: Resources, *, touch: bool) -> Workspace:
+def workspace_of(request: Request, db: Session, resources: Resources, *, touch: bool) -> Workspace:
+    """The logged-in preparer (`touch`: the request counts as them being active), else the login page."""
     row = _session(request, db, resources, touch=touch)
     preparer = db.get(Preparer, row.subject_id) if row else None
     # A session from the JSON API before two-step login was set up is not enough for the pages.
@@ -112,12 +113,12 @@ def _workspace(request: Request, db: Session, resources: Resources, *, touch: bo
 
 def workspace_user(request: Request, db: SessionDep, resources: ResourcesDep) -> Workspace:
     """A preparer session that passed both factors; anything else goes to the login page."""
-    return _workspace(request, db, resources, touch=True)
+    return workspace_of(request, db, resources, touch=True)
 
 
 def workspace_poller(request: Request, db: SessionDep, resources: ResourcesDep) -> Workspace:
     """The same, for the fragments htmx polls: they don't count as the preparer being active."""
-    return _workspace(request, db, resources, touch=False)
+    return workspace_of(request, db, resources, touch=False)
 
 
 PollingWorkspace = Annotated[Workspace, Depends(workspace_poller)]
