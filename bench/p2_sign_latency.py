@@ -41,10 +41,13 @@ class Breakdown:
 
     def describe(self) -> str:
         parts = [f"{name} {ms(seconds)}" for name, seconds in sorted(self.activities.items())]
+        # A local activity (the signing step since `SIGN_LOCALLY`) runs inside a workflow task: the history
+        # has a marker for it and no activity task times of its own.
+        running = f"activities running {', '.join(parts)}; " if parts else ""
+        engine = "Temporal dispatch and workflow tasks" + ("" if parts else " (the signing step included)")
         return (
-            f"Where a signature's {ms(self.total)} goes (history timestamps, median): activities running "
-            f"{', '.join(parts)}; Temporal dispatch and workflow tasks {ms(self.engine)}; HTTP, API and "
-            f"update delivery {ms(self.outside)}."
+            f"Where a signature's {ms(self.total)} goes (history timestamps, median): {running}{engine} "
+            f"{ms(self.engine)}; HTTP, API and update delivery {ms(self.outside)}."
         )
 
 

@@ -299,6 +299,20 @@ async def taxpayer_signs_first(eng: Engagement) -> None:
 # ---- recording -------------------------------------------------------------------------------------
 
 
+@scenario(1017, "completed", JOINT)
+async def signed_as_local_activity(eng: Engagement) -> None:
+    """Both spouses sign the joint 8879 since signing runs as a local activity (`SIGN_LOCALLY`)."""
+    await eng.onboard("taxpayer")
+    await eng.onboard("spouse")
+    form_8879, _ = await eng.send_documents(
+        document("Form 8879", "taxpayer", "spouse"), document("Form 1040")
+    )
+    for role in JOINT:
+        await eng.save_signature(role)
+        await eng.sign(role, form_8879)
+    assert await eng.result() == "completed"
+
+
 async def advance_to(env: WorkflowEnvironment, when: datetime) -> None:
     await env.sleep(when - await env.get_current_time())
 
