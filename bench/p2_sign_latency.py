@@ -41,13 +41,18 @@ class Breakdown:
 
     def describe(self) -> str:
         parts = [f"{name} {ms(seconds)}" for name, seconds in sorted(self.activities.items())]
-        # A local activity (the signing step since `SIGN_LOCALLY`) runs inside a workflow task: the history
-        # has a marker for it and no activity task times of its own.
-        running = f"activities running {', '.join(parts)}; " if parts else ""
-        engine = "Temporal dispatch and workflow tasks" + ("" if parts else " (the signing step included)")
+        if not parts:
+            # The signing step as a local activity (`SIGN_LOCALLY`): the update is accepted and answered in
+            # one workflow task, whose completion writes both events, so the history cannot split it.
+            return (
+                f"Where a signature's {ms(self.total)} goes (history timestamps, median): the signing step "
+                "runs as a local activity inside the workflow task that accepts and answers the update, so "
+                f"its history has no split; HTTP, API, update delivery and signing {ms(self.outside)}."
+            )
         return (
-            f"Where a signature's {ms(self.total)} goes (history timestamps, median): {running}{engine} "
-            f"{ms(self.engine)}; HTTP, API and update delivery {ms(self.outside)}."
+            f"Where a signature's {ms(self.total)} goes (history timestamps, median): activities running "
+            f"{', '.join(parts)}; Temporal dispatch and workflow tasks {ms(self.engine)}; HTTP, API and "
+            f"update delivery {ms(self.outside)}."
         )
 
 
