@@ -39,6 +39,28 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 # The OpenAPI pages load Swagger UI / ReDoc with inline scripts: they keep the other headers only.
 _NO_CSP_PREFIXES = ("/docs", "/redoc")
+# Encoded once: every response gets them, so building and encoding them per request showed in profiles.
+_HEADERS_WITHOUT_CSP: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+_HEADERS_WITH_CSP = (*_HEADERS_WITHOUT_CSP, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+_HEADER_NAMES = frozenset(name for name, _ in _HEADERS_WITH_CSP)
+
+
+def _with_security_headers(
+    sent: list[tuple[bytes, bytes]], added: tuple[tuple[bytes, bytes], ...]
+) -> list[tuple[bytes, bytes]]:
+    """`sent` and then those of `added` the route did not set itself. Our names are ASCII, so bytes.lower()
+    finds them as str.lower() would, without decoding every header."""
+    for name, _ in sent:
+        if name.lower() in _HEADER_NAMES:  # rare (a download's own CSP): compare name by name
+            present = {k.lower() for k, _ in sent}
+            return [*sent, *(each for each in added if each[0] not in present)]
+    return [*sent, *added]
 
 
 class SecurityHeaders:
@@ -51,29 +73,19 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        if method not in SAFE_METHODS and headers.get("sec-fetch-site") == "cross-site":
-            response = Response("Cross-site request refused.", status_code=403, media_type="text/plain")
-            await response(scope, receive, send)
-            return
+        # Only a state-changing request can be refused here: a GET need not have its headers read.
+        if scope["method"] not in SAFE_METHODS:
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            if headers.get("sec-fetch-site") == "cross-site":
+                response = Response("Cross-site request refused.", status_code=403, media_type="text/plain")
+                await response(scope, receive, send)
+                return
         path: str = scope["path"]
+        added = _HEADERS_WITHOUT_CSP if path.startswith(_NO_CSP_PREFIXES) else _HEADERS_WITH_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.decode().lower() for k, _ in message.get("headers", [])}
-                extra = [
-                    ("x-content-type-options", "nosniff"),
-                    ("referrer-policy", "same-origin"),
-                    ("x-frame-options", "DENY"),
-                    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
-                    ("cross-origin-opener-policy", "same-origin"),
-                ]
-                if not path.startswith(_NO_CSP_PREFIXES):
-                    extra.append(("content-security-policy", CONTENT_SECURITY_POLICY))
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k.encode(), v.encode()) for k, v in extra if k not in present
-                ]
+                message["headers"] = _with_security_headers(message.get("headers", []), added)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
