@@ -11,10 +11,7 @@ contact details. A page whose stamp has not moved is answered from the cache.
 
 from __future__ import annotations
 
-import threading
-import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +39,7 @@ from core.models import (
     TaxpayerAccount,
 )
 from services import proofing
+from services.kept import Kept, per_engine
 
 ACTIVITY_LIMIT = 10
 COMPLETED_LIMIT = 20
@@ -175,45 +173,21 @@ def hub(
 _CONTACT_FIELDS = tuple(FirmContact.model_fields)
 
 
-class HubCache:
-    """Landing pages by (account, return shown), each under the stamp it was read at; the oldest go first
-    past `size`. An entry also lapses after `seconds`: the stamp does not see a preparer correct a
-    signer's name, so such an edit shows within that time. Shared by the threads of one process, and so
-    are the `HubOut`s it holds: read them, never change them."""
+class HubCache(Kept[tuple[int, int], HubOut]):
+    """Landing pages by (account, return shown), each under the stamp it was read at. An entry also lapses
+    after `seconds`: the stamp does not see a preparer correct a signer's name, so such an edit shows
+    within that time."""
 
     def __init__(self, size: int = 1000, seconds: float = 60.0) -> None:
-        self.size, self.seconds = size, seconds
-        self._entries: OrderedDict[tuple[int, int], tuple[tuple[Any, ...], float, HubOut]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int], stamp: tuple[Any, ...]) -> HubOut | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] != stamp or time.monotonic() - entry[1] > self.seconds:
-                return None
-            self._entries.move_to_end(key)
-            return entry[2]  # shared by every page that asks: callers read it, never change it
-
-    def put(self, key: tuple[int, int], stamp: tuple[Any, ...], out: HubOut) -> None:
-        with self._lock:
-            self._entries[key] = (stamp, time.monotonic(), out)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        super().__init__(size, seconds)
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, HubCache] = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
 
 
 def cache_of(db: Session) -> HubCache:
     """The cache of the database `db` reads (one per engine: a test's fresh database starts empty)."""
-    with _CACHES_LOCK:
-        return _CACHES.setdefault(db.get_bind(), HubCache())
+    return per_engine(_CACHES, db.get_bind(), HubCache)
 
 
 def _stamp_statement() -> sa.Select[Any]:

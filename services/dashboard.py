@@ -15,9 +15,9 @@ import time
 import unicodedata
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, intersect
 from sqlmodel import Session, col, select
@@ -28,6 +28,7 @@ from core.enums import Role, Stage
 from core.identity import normalise_name
 from core.models import AccountLink, Engagement, EngagementSearchTerm, EngagementStatus, Signer
 from core.progress import Progress
+from services.kept import Kept, per_engine
 
 STAGE_ORDER: tuple[str, ...] = (
     Stage.CREATED,
@@ -355,7 +356,7 @@ def load_dashboard(
     names = preparer_names or {}
     client = tuple(client_ids) if client_ids is not None else None
     key = (firm_id, query, client, tuple(sorted(names.items())))
-    cache = _per_engine(_PAGES, db, PageCache)
+    cache = per_engine(_PAGES, db.get_bind(), PageCache)
     version = projection_version.current(db, firm_id)  # first: the rows read below are at least as new
 
     def read() -> DashboardPage:
@@ -412,50 +413,14 @@ def _client_matches(
     return list(db.exec(select(chosen).where(chosen.in_(client_ids))).all())
 
 
-class PageCache:
+class PageCache(Kept[Hashable, DashboardPage]):
     """Dashboard pages as computed, each under the firm's projection version it was read at
-    (`core.projection_version`), for at most `seconds`: a page is computed again once the firm's rows
-    change, and at least once a minute whatever happens (its Returning badges and preparer names come from
-    other tables). Least recently used pages go first past `size`. One per process, shared by its threads:
-    the pages are never changed once kept. A page missing is read by one thread while the others asking
-    for it wait for that read: twenty preparers polling must not read the same page twenty times at once
-    when it changes or ages out."""
+    (`core.projection_version`): a page is computed again once the firm's rows change, and at least once
+    a minute whatever happens (its Returning badges come from other tables). Twenty preparers polling a
+    firm share one read of each page (`Kept.get_or_read`)."""
 
-    def __init__(self, seconds: float = 60.0, size: int = 512) -> None:
-        self.seconds, self.size = seconds, size
-        self._pages: OrderedDict[Hashable, tuple[int, float, DashboardPage]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._reading: dict[Hashable, threading.Lock] = {}
-
-    def get_or_read(self, key: Hashable, version: int, read: Callable[[], DashboardPage]) -> DashboardPage:
-        page = self.get(key, version)
-        if page is not None:
-            return page
-        with self._lock:
-            reading = self._reading.setdefault(key, threading.Lock())
-        with reading:
-            page = self.get(key, version)  # read by the thread this one waited for
-            if page is None:
-                page = read()
-                self.put(key, version, page)
-        with self._lock:
-            self._reading.pop(key, None)
-        return page
-
-    def get(self, key: Hashable, version: int) -> DashboardPage | None:
-        with self._lock:
-            found = self._pages.get(key)
-            if found is None or found[0] != version or time.monotonic() - found[1] >= self.seconds:
-                return None
-            self._pages.move_to_end(key)
-            return found[2]
-
-    def put(self, key: Hashable, version: int, page: DashboardPage) -> None:
-        with self._lock:
-            self._pages[key] = (version, time.monotonic(), page)
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.size:
-                self._pages.popitem(last=False)
+    def __init__(self, size: int = 512, seconds: float = 60.0) -> None:
+        super().__init__(size, seconds)
 
 
 _PAGES: weakref.WeakKeyDictionary[Any, PageCache] = weakref.WeakKeyDictionary()
@@ -497,25 +462,12 @@ class ReturningCache:
 
 
 _RETURNING: weakref.WeakKeyDictionary[Any, ReturningCache] = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
-_Cache = TypeVar("_Cache")
-
-
-def _per_engine(
-    caches: weakref.WeakKeyDictionary[Any, _Cache], db: Session, make: Callable[[], _Cache]
-) -> _Cache:
-    """One cache per database engine: a test's fresh database starts empty."""
-    with _CACHES_LOCK:
-        found = caches.get(db.get_bind())
-        if found is None:
-            found = caches[db.get_bind()] = make()
-        return found
 
 
 def returning_ids(db: Session, firm_id: int, rows: Sequence[EngagementStatus]) -> set[int]:
     """The engagements on this page whose taxpayer or spouse is a returning client (`find_returning`),
     remembered a while (`ReturningCache`)."""
-    cache = _per_engine(_RETURNING, db, ReturningCache)
+    cache = per_engine(_RETURNING, db.get_bind(), ReturningCache)
     known = cache.known(firm_id, [r.engagement_id for r in rows])
     unknown = [r for r in rows if r.engagement_id not in known]
     found = find_returning(db, firm_id, unknown) if unknown else set()

@@ -24,6 +24,7 @@ from core.models import ChatMessage, Engagement, Notification, WebSession, utcno
 from services import Refusal, ServiceError
 from services.context import TaxpayerContext
 from services.documents import chat_out
+from services.kept import per_engine
 from services.schemas import ChatOut
 
 RECENT = 8  # what the bell lists
@@ -134,14 +135,11 @@ class BellCache:
 
 
 _BELLS: weakref.WeakKeyDictionary[Any, BellCache] = weakref.WeakKeyDictionary()
-_BELLS_LOCK = threading.Lock()
 
 
 def cached_bell(db: Session, account_id: int) -> Bell:
     """`bell`, from the cache of the database `db` reads (one per engine) when nothing moved."""
-    with _BELLS_LOCK:
-        cache = _BELLS.setdefault(db.get_bind(), BellCache())
-    return cache.bell(db, account_id)
+    return per_engine(_BELLS, db.get_bind(), BellCache).bell(db, account_id)
 
 
 def bell(db: Session, account_id: int) -> Bell:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import client_hub, dashboard
+from services import dashboard, kept
 from services.client_hub import FirmContact, HubCache, HubOut
 from services.dashboard import ReturningCache
 
@@ -21,8 +21,8 @@ def test_a_landing_page_is_served_only_under_its_stamp(monkeypatch: pytest.Monke
     assert served is not None and served.contact.firm_name == "Lovelace Tax"
     assert cache.get((1, 10), ("stamp", 2)) is None  # something the page shows moved
     assert cache.get((2, 10), ("stamp", 1)) is None  # another account
-    now = client_hub.time.monotonic()
-    monkeypatch.setattr(client_hub.time, "monotonic", lambda: now + 61)
+    now = kept.time.monotonic()
+    monkeypatch.setattr(kept.time, "monotonic", lambda: now + 61)
     assert cache.get((1, 10), ("stamp", 1)) is None  # lapsed
 
 
